@@ -1,0 +1,13 @@
+//! The history model and every checker of verity.
+//!
+//! No async and no I/O beyond reading files: checkers take a [`history::History`] and return a
+//! three-valued verdict ([`verdict::Validity`]) with details a human can read.
+
+pub mod error;
+pub mod history;
+pub mod linearizability;
+pub mod verdict;
+
+pub use error::InputError;
+pub use history::{Format, History, Op, OpType, Process};
+pub use verdict::Validity;
