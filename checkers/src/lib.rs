@@ -6,6 +6,7 @@
 pub mod error;
 pub mod history;
 pub mod linearizability;
+pub mod stats;
 pub mod verdict;
 
 pub use error::InputError;

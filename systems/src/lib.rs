@@ -1,5 +1,13 @@
 //! The node contract (sans-IO) and every bundled reference system.
 //!
-//! Will hold: the `Node` trait with its context and effects, and the reference systems
-//! (raft, multi-paxos, zab, spanner, crdb, kafka, dynamo, pbft, pow, pos, evm). Node code never
-//! touches sockets, threads, clocks or OS randomness: everything comes through the context.
+//! Node code never touches sockets, threads, clocks or OS randomness: everything comes through
+//! [`node::Context`] and everything it wants done is a [`node::Effect`]. `clippy.toml` in this
+//! crate forbids the escape hatches.
+
+pub mod catalog;
+pub mod node;
+pub mod protocol;
+pub mod raft;
+
+pub use catalog::{BugInfo, SystemInfo, build, systems};
+pub use node::{Clocks, Context, Delay, DiskImage, Effect, Node, NodeConfig, NodeId, TimerKey};

@@ -8,13 +8,18 @@ use std::io::Write;
 /// Parses JSON Lines; blank lines are allowed, anything else that is not an operation is an error.
 pub fn parse(text: &str, source: &str) -> Result<History, InputError> {
     let mut ops = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
             continue;
         }
         let value: Value = serde_json::from_str(line).map_err(|e| {
-            InputError::new(source, Some(line_no), format!("expected a JSON object: {e}"))
+            InputError::new(
+                source,
+                Some(line_no),
+                format!("expected a JSON object: {e}"),
+            )
         })?;
         let Value::Object(map) = value else {
             return Err(InputError::new(

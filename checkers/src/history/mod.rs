@@ -93,41 +93,40 @@ impl Op {
     /// Builds an operation from a JSON object, naming the offending field on error.
     /// `position` is used as the index when the object has none.
     pub fn from_map(mut map: Map<String, Value>, position: u64) -> Result<Op, String> {
-        let index = match map.remove("index") {
+        let index = match map.shift_remove("index") {
             None | Some(Value::Null) => position,
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| format!("field `index`: expected a non-negative integer, got {v}"))?,
+            Some(v) => v.as_u64().ok_or_else(|| {
+                format!("field `index`: expected a non-negative integer, got {v}")
+            })?,
         };
-        let time = match map.remove("time") {
+        let time = match map.shift_remove("time") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .ok_or_else(|| format!("field `time`: expected non-negative nanoseconds, got {v}"))?,
-            ),
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                format!("field `time`: expected non-negative nanoseconds, got {v}")
+            })?),
         };
-        let process = match map.remove("process") {
+        let process = match map.shift_remove("process") {
             None => return Err("missing field `process`".into()),
             Some(Value::String(s)) if s == "nemesis" => Process::Nemesis,
             Some(v) => Process::Client(v.as_u64().ok_or_else(|| {
                 format!("field `process`: expected a non-negative integer or \"nemesis\", got {v}")
             })?),
         };
-        let kind = match map.remove("type") {
+        let kind = match map.shift_remove("type") {
             None => return Err("missing field `type`".into()),
             Some(Value::String(s)) => OpType::parse(&s).ok_or_else(|| {
                 format!("field `type`: expected one of invoke, ok, fail, info; got \"{s}\"")
             })?,
             Some(v) => return Err(format!("field `type`: expected a string, got {v}")),
         };
-        let f = match map.remove("f") {
+        let f = match map.shift_remove("f") {
             None => return Err("missing field `f`".into()),
             Some(Value::String(s)) => s,
             Some(v) => return Err(format!("field `f`: expected a string, got {v}")),
         };
-        let value = map.remove("value").unwrap_or(Value::Null);
-        let error = map.remove("error").filter(|e| !e.is_null());
-        let node = match map.remove("node") {
+        let value = map.shift_remove("value").unwrap_or(Value::Null);
+        let error = map.shift_remove("error").filter(|e| !e.is_null());
+        let node = match map.shift_remove("node") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
             Some(v) => Some(v.to_string()),

@@ -1,0 +1,36 @@
+# verity — common entry points. Everything builds with cargo; nothing else is needed.
+CARGO ?= cargo
+VERITY := target/release/verity
+SEED ?= 1
+
+.PHONY: build test bench check-demo test-raft lint fmt clean
+
+build:
+	$(CARGO) build --release -p harness
+
+# Every test of the workspace.
+test:
+	$(CARGO) test --workspace --release
+
+# Benchmarks (release): the linearizability checker and the simulator.
+bench:
+	$(CARGO) bench -p checkers --bench linearizability
+	$(CARGO) bench -p harness --bench simulation
+
+# Checks the example histories: one valid, one invalid (with its explanation).
+check-demo: build
+	-$(VERITY) check --model cas-register examples/cas-register-valid.jsonl examples/cas-register-invalid.jsonl
+
+# Raft under every fault for 60 simulated seconds; exits non-zero on a violation.
+test-raft: build
+	$(VERITY) test raft --nodes 5 --time-limit 60 --nemesis all --seed $(SEED)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

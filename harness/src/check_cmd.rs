@@ -1,0 +1,112 @@
+//! `verity check`: check history files, one verdict line per file, then explanations.
+
+use crate::cli::{CheckArgs, parse_bytes};
+use crate::exit::{self, Failure};
+use checkers::Validity;
+use checkers::linearizability::{self, ModelKind, Options};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Builds the checker options from the command line, rejecting bad values up front.
+pub fn options_from_args(args: &CheckArgs) -> Result<Options, Failure> {
+    let model: ModelKind = args
+        .model
+        .parse()
+        .map_err(|e: String| Failure::bad_arguments(format!("--model: {e}")))?;
+    let mut opts = Options::new(model);
+    if let Some(init) = &args.init {
+        let v: serde_json::Value = serde_json::from_str(init)
+            .or_else(|_| serde_json::from_str(&format!("\"{init}\"")))
+            .map_err(|e| Failure::bad_arguments(format!("--init: not JSON: {e}")))?;
+        opts.init = Some(v);
+    }
+    if let Some(secs) = args.time_limit {
+        if !(secs.is_finite() && secs > 0.0) {
+            return Err(Failure::bad_arguments(format!(
+                "--time-limit: expected a positive number of seconds, got {secs}"
+            )));
+        }
+        opts.time_limit = Some(Duration::from_secs_f64(secs));
+    }
+    if let Some(m) = &args.memory_limit {
+        opts.memory_limit = Some(parse_bytes(m).map_err(Failure::bad_arguments)?);
+    }
+    if let Some(t) = args.threads {
+        if t == 0 {
+            return Err(Failure::bad_arguments("--threads: must be at least 1"));
+        }
+        opts.threads = Some(t);
+    }
+    Ok(opts)
+}
+
+/// Runs the command; returns the exit code. Unreadable input is exit 254 after checking the rest.
+pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
+    let opts = options_from_args(args)?;
+    let format = args.format.to_format();
+    let mut overall = Validity::Valid;
+    let mut input_error = false;
+    let mut explanations = Vec::new();
+    let mut json_results = Vec::new();
+    for path in &args.files {
+        let name = path.display().to_string();
+        let outcome = checkers::History::read(path, format).and_then(|history| {
+            let started = Instant::now();
+            let result = linearizability::check(&history, &opts).map_err(|e| e.in_source(&name))?;
+            Ok((result, started.elapsed()))
+        });
+        match outcome {
+            Ok((result, elapsed)) => {
+                overall = overall.combine(result.validity);
+                let line = format!("{name}\t{}\t{}", result.validity, elapsed.as_millis());
+                writeln!(out, "{line}").map_err(io_failure)?;
+                if args.json {
+                    let mut j = result.to_json();
+                    if let Some(obj) = j.as_object_mut() {
+                        obj.insert("file".into(), name.clone().into());
+                        obj.insert("ms".into(), (elapsed.as_millis() as u64).into());
+                    }
+                    json_results.push(j);
+                } else if result.validity != Validity::Valid {
+                    explanations.push(format!("== {name}\n{}", result.explain()));
+                }
+            }
+            Err(e) => {
+                input_error = true;
+                writeln!(out, "{name}\terror\t0").map_err(io_failure)?;
+                if args.json {
+                    json_results.push(serde_json::json!({"file": name, "error": e.to_string()}));
+                } else {
+                    explanations.push(format!("== {name}\nerror: {e}"));
+                }
+            }
+        }
+    }
+    if args.json {
+        let doc = if json_results.len() == 1 {
+            json_results.pop().unwrap_or_default()
+        } else {
+            serde_json::Value::Array(json_results)
+        };
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        )
+        .map_err(io_failure)?;
+    } else {
+        for e in explanations {
+            writeln!(out, "\n{e}").map_err(io_failure)?;
+        }
+    }
+    Ok(match overall {
+        Validity::Invalid => exit::INVALID,
+        _ if input_error => exit::BAD_ARGUMENTS,
+        Validity::Unknown => exit::UNKNOWN,
+        Validity::Valid => exit::VALID,
+    })
+}
+
+fn io_failure(e: std::io::Error) -> Failure {
+    Failure::internal(format!("writing output: {e}"))
+}

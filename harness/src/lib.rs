@@ -1,0 +1,11 @@
+//! The `verity` harness: the CLI commands, the simulator runtime, the run store and reports.
+
+pub mod check_cmd;
+pub mod cli;
+pub mod convert_cmd;
+pub mod exit;
+pub mod list_cmd;
+pub mod recorder;
+pub mod run_store;
+pub mod sim;
+pub mod test_run;

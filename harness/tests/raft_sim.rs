@@ -1,0 +1,210 @@
+//! Raft in the simulator: determinism, validity under every fault, and every bug caught.
+
+use checkers::Validity;
+use clap::Parser;
+use harness::cli::{Cli, Command, TestArgs};
+use harness::test_run::{self, TestRun};
+
+fn args(extra: &[&str]) -> TestArgs {
+    let mut argv = vec!["verity", "test", "raft"];
+    argv.extend_from_slice(extra);
+    match Cli::parse_from(argv).command {
+        Command::Test(a) => a,
+        _ => unreachable!(),
+    }
+}
+
+fn run(extra: &[&str]) -> TestRun {
+    test_run::run(&args(extra)).unwrap_or_else(|f| panic!("run failed: {}", f.message))
+}
+
+fn history_bytes(run: &TestRun) -> Vec<u8> {
+    let mut out = Vec::new();
+    checkers::history::jsonl::write(&run.history, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_same_seed_gives_byte_identical_histories() {
+    let a = run(&[
+        "--seed",
+        "7",
+        "--time-limit",
+        "20",
+        "--nemesis",
+        "all",
+        "--no-store",
+    ]);
+    let b = run(&[
+        "--seed",
+        "7",
+        "--time-limit",
+        "20",
+        "--nemesis",
+        "all",
+        "--no-store",
+    ]);
+    let c = run(&[
+        "--seed",
+        "8",
+        "--time-limit",
+        "20",
+        "--nemesis",
+        "all",
+        "--no-store",
+    ]);
+    assert!(a.history.ops.len() > 500, "the run did real work");
+    assert_eq!(history_bytes(&a), history_bytes(&b));
+    assert_ne!(history_bytes(&a), history_bytes(&c));
+}
+
+#[test]
+fn correct_raft_is_valid_on_50_seeds_with_every_fault() {
+    let mut faults_seen = std::collections::BTreeSet::new();
+    for seed in 1..=50u64 {
+        let seed_s = seed.to_string();
+        let r = run(&[
+            "--seed",
+            &seed_s,
+            "--time-limit",
+            "30",
+            "--nemesis",
+            "all",
+            "--no-store",
+        ]);
+        for op in r.history.ops.iter().filter(|o| !o.is_client()) {
+            faults_seen.insert(op.f.clone());
+        }
+        assert_eq!(
+            r.validity(),
+            Validity::Valid,
+            "seed {seed} is not valid:\n{}",
+            test_run::summary(&r)
+        );
+        let final_reads_ok = r
+            .history
+            .ops
+            .iter()
+            .rev()
+            .take_while(|o| o.is_client())
+            .filter(|o| o.f == "read" && o.kind == checkers::OpType::Ok)
+            .count();
+        assert!(
+            final_reads_ok > 0,
+            "seed {seed}: the final reads all failed"
+        );
+    }
+    for f in [
+        "start-partition",
+        "kill",
+        "restart",
+        "pause",
+        "resume",
+        "clock-bump",
+        "start-loss",
+    ] {
+        assert!(faults_seen.contains(f), "no {f} in 50 runs");
+    }
+}
+
+/// Runs seeds 1..=20 with the bug and its nemesis; returns the first seed that was caught.
+fn first_catching_seed(bug: &str) -> Option<u64> {
+    let info = systems::systems()
+        .iter()
+        .find(|s| s.name == "raft")
+        .unwrap();
+    let nemesis = info.bugs.iter().find(|b| b.name == bug).unwrap().exposed_by;
+    for seed in 1..=20u64 {
+        let seed_s = seed.to_string();
+        let r = run(&[
+            "--seed",
+            &seed_s,
+            "--time-limit",
+            "30",
+            "--nemesis",
+            nemesis,
+            "--bug",
+            bug,
+            "--no-store",
+        ]);
+        if r.validity() == Validity::Invalid {
+            println!("bug {bug} caught by seed {seed} with --nemesis {nemesis}");
+            return Some(seed);
+        }
+    }
+    None
+}
+
+#[test]
+fn stale_read_bug_is_caught() {
+    assert!(first_catching_seed("stale-read").is_some());
+}
+
+#[test]
+fn forget_vote_bug_is_caught() {
+    assert!(first_catching_seed("forget-vote").is_some());
+}
+
+#[test]
+fn commit_old_term_bug_is_caught() {
+    assert!(first_catching_seed("commit-old-term").is_some());
+}
+
+#[test]
+fn a_stored_run_has_every_file_and_reproduces() {
+    let dir = std::env::temp_dir().join(format!("verity-raft-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.display().to_string();
+    let r = run(&["--seed", "3", "--time-limit", "10", "--results", &dir_s]);
+    let run_dir = r.run_dir.clone().unwrap();
+    for f in [
+        "test.json",
+        "history.jsonl",
+        "results.json",
+        "repro.sh",
+        "node-logs/n1.log",
+    ] {
+        assert!(run_dir.join(f).exists(), "missing {f}");
+    }
+    let test_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("test.json")).unwrap()).unwrap();
+    assert_eq!(test_json["seed"], 3);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["valid"], true);
+    assert!(results["linearizability"].is_object());
+    // The stored history is the recorded one, and the repro command reproduces it.
+    let stored = checkers::History::read(&run_dir.join("history.jsonl"), None).unwrap();
+    assert_eq!(stored, r.history);
+    let repro: Vec<String> = r.repro.split_whitespace().map(String::from).collect();
+    let mut argv = vec!["verity".to_string()];
+    argv.extend(repro);
+    argv.push("--no-store".into());
+    let Command::Test(again) = Cli::parse_from(argv).command else {
+        unreachable!()
+    };
+    let again = test_run::run(&again).unwrap_or_else(|f| panic!("{}", f.message));
+    assert_eq!(history_bytes(&again), history_bytes(&r));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_are_rejected_with_the_offending_option() {
+    for (extra, needle) in [
+        (vec!["--bug", "nope"], "nope"),
+        (vec!["--nemesis", "partition,earthquake"], "earthquake"),
+        (vec!["--concurrency", "xn"], "--concurrency"),
+        (vec!["--workload", "bank"], "bank"),
+        (vec!["--loss", "2"], "--loss"),
+    ] {
+        let mut e = vec!["--no-store"];
+        e.extend(extra);
+        let err = match test_run::run(&args(&e)) {
+            Err(f) => f,
+            Ok(_) => panic!("{e:?} was accepted"),
+        };
+        assert_eq!(err.code, 254);
+        assert!(err.message.contains(needle), "{}", err.message);
+    }
+}

@@ -1,0 +1,127 @@
+//! One fault operation and how it appears in a history.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Directed cuts: `grudge[dest]` is the set of nodes whose messages `dest` does not receive
+/// (Jepsen's convention).
+pub type Grudge = BTreeMap<String, BTreeSet<String>>;
+
+/// A fault operation, applied by a runtime at a point in time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum Fault {
+    /// Cut links as the grudge says; `shape` names the partition (e.g. `majorities-ring`).
+    StartPartition {
+        shape: String,
+        grudge: Grudge,
+    },
+    /// Heal every cut link.
+    StopPartition,
+    /// Crash nodes: memory and unsynced writes are lost.
+    Kill {
+        nodes: Vec<String>,
+    },
+    /// Start crashed nodes again from their synced disk.
+    Restart {
+        nodes: Vec<String>,
+    },
+    /// Freeze nodes (SIGSTOP): their events wait until resumed.
+    Pause {
+        nodes: Vec<String>,
+    },
+    Resume {
+        nodes: Vec<String>,
+    },
+    /// Jump a node's wall clock by `delta_ms` (either sign).
+    ClockBump {
+        node: String,
+        delta_ms: i64,
+    },
+    /// Flip a node's clock between its offset and offset + `delta_ms` every `period_ms`, for
+    /// `duration_ms`.
+    ClockStrobe {
+        node: String,
+        delta_ms: i64,
+        period_ms: u64,
+        duration_ms: u64,
+    },
+    /// Make a node's clock run fast or slow by `ppm` parts per million.
+    ClockDrift {
+        node: String,
+        ppm: i64,
+    },
+    /// Put every clock back to true time.
+    ClockReset {
+        nodes: Vec<String>,
+    },
+    /// Drop each message with this probability.
+    StartLoss {
+        probability: f64,
+    },
+    StopLoss,
+    /// Add this much mean latency to every message.
+    StartLatency {
+        extra_ms: f64,
+    },
+    StopLatency,
+    /// Duplicate each message with this probability.
+    StartDuplication {
+        probability: f64,
+    },
+    StopDuplication,
+}
+
+impl Fault {
+    /// The history operation's `f`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::StartPartition { .. } => "start-partition",
+            Fault::StopPartition => "stop-partition",
+            Fault::Kill { .. } => "kill",
+            Fault::Restart { .. } => "restart",
+            Fault::Pause { .. } => "pause",
+            Fault::Resume { .. } => "resume",
+            Fault::ClockBump { .. } => "clock-bump",
+            Fault::ClockStrobe { .. } => "clock-strobe",
+            Fault::ClockDrift { .. } => "clock-drift",
+            Fault::ClockReset { .. } => "clock-reset",
+            Fault::StartLoss { .. } => "start-loss",
+            Fault::StopLoss => "stop-loss",
+            Fault::StartLatency { .. } => "start-latency",
+            Fault::StopLatency => "stop-latency",
+            Fault::StartDuplication { .. } => "start-duplication",
+            Fault::StopDuplication => "stop-duplication",
+        }
+    }
+
+    /// The history operation's `value`: what was done, to whom.
+    pub fn history_value(&self) -> Value {
+        match self {
+            Fault::StartPartition { shape, grudge } => json!({"shape": shape, "grudge": grudge}),
+            Fault::StopPartition
+            | Fault::StopLoss
+            | Fault::StopLatency
+            | Fault::StopDuplication => Value::Null,
+            Fault::Kill { nodes }
+            | Fault::Restart { nodes }
+            | Fault::Pause { nodes }
+            | Fault::Resume { nodes }
+            | Fault::ClockReset { nodes } => json!(nodes),
+            Fault::ClockBump { node, delta_ms } => json!({"node": node, "delta_ms": delta_ms}),
+            Fault::ClockStrobe {
+                node,
+                delta_ms,
+                period_ms,
+                duration_ms,
+            } => json!({"node": node, "delta_ms": delta_ms, "period_ms": period_ms,
+                        "duration_ms": duration_ms}),
+            Fault::ClockDrift { node, ppm } => json!({"node": node, "ppm": ppm}),
+            Fault::StartLoss { probability } | Fault::StartDuplication { probability } => {
+                json!({"probability": probability})
+            }
+            Fault::StartLatency { extra_ms } => json!({"extra_ms": extra_ms}),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The node contract: synchronous handlers in, effects out.
+//!
+//! A node never touches sockets, threads, clocks or OS randomness. Each handler gets a
+//! [`Context`] holding everything nondeterministic (clocks, RNG, the disk as it was synced) and
+//! collects what the node wants done as [`Effect`]s, which the runtime (simulator or process)
+//! carries out in order. Because a sync effect precedes the sends that follow it, "persist
+//! before answering" is expressed by effect order.
+
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Node identifiers are short strings: `n1`, `n2`, ...
+pub type NodeId = String;
+
+/// Identifies a client request until the node replies to it.
+pub type RequestId = u64;
+
+/// A timer's name, chosen by the node. Setting a timer that is already set replaces it.
+pub type TimerKey = u64;
+
+/// How long until a timer fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Delay {
+    /// Exactly this many nanoseconds.
+    Fixed(u64),
+    /// Uniform in `[min, max]` nanoseconds, sampled by the runtime's seeded RNG.
+    Jitter { min: u64, max: u64 },
+}
+
+/// Something the node wants the runtime to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A one-way, unordered, at-most-once datagram to a peer. `body` holds `type` and payload.
+    Send {
+        dest: NodeId,
+        body: Value,
+    },
+    /// The answer to a client request: see [`crate::protocol`] for the reply shapes.
+    Reply {
+        request: RequestId,
+        body: Value,
+    },
+    SetTimer {
+        key: TimerKey,
+        delay: Delay,
+    },
+    CancelTimer {
+        key: TimerKey,
+    },
+    /// Stage a file's new contents; lost on a crash unless a later `DiskSync` made it durable.
+    DiskWrite {
+        file: String,
+        bytes: Vec<u8>,
+    },
+    /// Make every staged write durable (fsync + rename in real mode).
+    DiskSync,
+    /// A note for the trace (message diagrams, node logs).
+    Trace {
+        event: String,
+        data: Value,
+    },
+}
+
+/// A node's durable storage as the runtime hands it over: file name → contents.
+pub type DiskImage = BTreeMap<String, Vec<u8>>;
+
+/// What the runtime knows at the moment a handler runs.
+pub struct Context<'a> {
+    id: &'a str,
+    peers: &'a [NodeId],
+    wall_clock_ns: i64,
+    monotonic_ns: u64,
+    epsilon_ns: u64,
+    rng: &'a mut ChaCha8Rng,
+    disk: &'a DiskImage,
+    effects: Vec<Effect>,
+}
+
+/// Clock and configuration readings for one handler call.
+#[derive(Debug, Clone, Copy)]
+pub struct Clocks {
+    /// The node's own wall clock: skewed by the nemesis (offset and drift).
+    pub wall_clock_ns: i64,
+    /// Never skewed; starts at 0 when the run starts.
+    pub monotonic_ns: u64,
+    /// TrueTime uncertainty ε.
+    pub epsilon_ns: u64,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        id: &'a str,
+        peers: &'a [NodeId],
+        clocks: Clocks,
+        rng: &'a mut ChaCha8Rng,
+        disk: &'a DiskImage,
+    ) -> Self {
+        Context {
+            id,
+            peers,
+            wall_clock_ns: clocks.wall_clock_ns,
+            monotonic_ns: clocks.monotonic_ns,
+            epsilon_ns: clocks.epsilon_ns,
+            rng,
+            disk,
+            effects: Vec::new(),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &str {
+        self.id
+    }
+
+    /// Every other node of the cluster.
+    pub fn peers(&self) -> &[NodeId] {
+        self.peers
+    }
+
+    /// Cluster size, this node included.
+    pub fn cluster_size(&self) -> usize {
+        self.peers.len() + 1
+    }
+
+    /// The node's wall clock (ns since the epoch of the run); may be skewed or drifting.
+    pub fn wall_clock_ns(&self) -> i64 {
+        self.wall_clock_ns
+    }
+
+    /// A monotonic clock, never skewed (ns).
+    pub fn monotonic_ns(&self) -> u64 {
+        self.monotonic_ns
+    }
+
+    /// TrueTime: `[earliest, latest]` = the wall clock ± ε.
+    pub fn truetime(&self) -> TrueTime {
+        let eps = self.epsilon_ns as i64;
+        TrueTime {
+            earliest: self.wall_clock_ns - eps,
+            latest: self.wall_clock_ns + eps,
+        }
+    }
+
+    pub fn epsilon_ns(&self) -> u64 {
+        self.epsilon_ns
+    }
+
+    /// This node's seeded random stream.
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        self.rng
+    }
+
+    /// A file's durable contents (what was synced before the last crash, plus later syncs).
+    pub fn disk_read(&self, file: &str) -> Option<&[u8]> {
+        self.disk.get(file).map(Vec::as_slice)
+    }
+
+    pub fn send(&mut self, dest: &str, body: &impl Serialize) {
+        let body = serde_json::to_value(body).unwrap_or(Value::Null);
+        self.effects.push(Effect::Send {
+            dest: dest.to_string(),
+            body,
+        });
+    }
+
+    pub fn reply(&mut self, request: RequestId, body: Value) {
+        self.effects.push(Effect::Reply { request, body });
+    }
+
+    pub fn set_timer(&mut self, key: TimerKey, delay: Delay) {
+        self.effects.push(Effect::SetTimer { key, delay });
+    }
+
+    pub fn cancel_timer(&mut self, key: TimerKey) {
+        self.effects.push(Effect::CancelTimer { key });
+    }
+
+    pub fn disk_write(&mut self, file: &str, bytes: Vec<u8>) {
+        self.effects.push(Effect::DiskWrite {
+            file: file.to_string(),
+            bytes,
+        });
+    }
+
+    pub fn disk_sync(&mut self) {
+        self.effects.push(Effect::DiskSync);
+    }
+
+    pub fn trace(&mut self, event: &str, data: Value) {
+        self.effects.push(Effect::Trace {
+            event: event.to_string(),
+            data,
+        });
+    }
+
+    /// The effects collected so far, in order; the runtime calls this after the handler.
+    pub fn into_effects(self) -> Vec<Effect> {
+        self.effects
+    }
+}
+
+/// A TrueTime interval: the true time is within `[earliest, latest]` while clocks stay within ε.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TrueTime {
+    pub earliest: i64,
+    pub latest: i64,
+}
+
+impl TrueTime {
+    /// `TT.after(t)`: `t` has certainly passed.
+    pub fn after(&self, t: i64) -> bool {
+        self.earliest > t
+    }
+
+    /// `TT.before(t)`: `t` has certainly not arrived.
+    pub fn before(&self, t: i64) -> bool {
+        self.latest < t
+    }
+}
+
+/// A reference system's node. All handlers are synchronous and deterministic given the context.
+pub trait Node {
+    /// Called once when the node boots: fresh (empty disk) or after a crash (the synced disk,
+    /// readable through [`Context::disk_read`]). In-memory state starts from scratch.
+    fn on_start(&mut self, ctx: &mut Context);
+
+    /// A message from a peer. `body` is the parsed JSON body (with `type`).
+    fn on_message(&mut self, ctx: &mut Context, from: &str, body: Value);
+
+    /// A client request; the node answers it (eventually, or never) with `Context::reply`.
+    fn on_client_request(&mut self, ctx: &mut Context, request: RequestId, body: Value);
+
+    /// A timer set with `Context::set_timer` fired.
+    fn on_timer(&mut self, ctx: &mut Context, key: TimerKey);
+
+    /// A JSON snapshot of the node's state, for invariant checks and `/admin/state`.
+    fn state(&self) -> Value;
+}
+
+/// How a node is configured when it is built.
+#[derive(Debug, Clone, Default)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    /// Every node of the cluster, this one included, in a fixed order.
+    pub nodes: Vec<NodeId>,
+    /// Deliberate bug switches (`--bug NAME`).
+    pub bugs: Vec<String>,
+}
+
+impl NodeConfig {
+    pub fn has_bug(&self, name: &str) -> bool {
+        self.bugs.iter().any(|b| b == name)
+    }
+
+    /// Every node except this one.
+    pub fn peers(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| **n != self.id)
+            .cloned()
+            .collect()
+    }
+}
