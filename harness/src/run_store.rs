@@ -66,6 +66,17 @@ impl RunDir {
         Ok(())
     }
 
+    /// One JSON object per line.
+    pub fn write_jsonl<T: serde::Serialize>(&self, name: &str, items: &[T]) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(self.file(name))?);
+        for item in items {
+            serde_json::to_writer(&mut w, item)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()
+    }
+
     pub fn write_node_logs<'a>(
         &self,
         logs: impl IntoIterator<Item = (&'a String, &'a Vec<String>)>,

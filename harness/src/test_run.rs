@@ -226,8 +226,11 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     };
 
     let started = Instant::now();
-    let sim = Simulator::new(config.clone(), workload.as_mut(), recorder)
+    let mut sim = Simulator::new(config.clone(), workload.as_mut(), recorder)
         .map_err(Failure::bad_arguments)?;
+    if run_dir.is_some() {
+        sim = sim.with_message_trace();
+    }
     let (recorder, outcome) = sim.run();
     let sim_time = started.elapsed();
     if let Some(e) = recorder.write_error() {
@@ -242,6 +245,7 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     if let Some(dir) = &run_dir {
         dir.write_json("results.json", &report.to_json())
             .and_then(|_| dir.write_node_logs(&outcome.node_logs))
+            .and_then(|_| dir.write_jsonl("messages.jsonl", &outcome.messages))
             .map_err(|e| Failure::internal(format!("writing results: {e}")))?;
     }
     Ok(TestRun {

@@ -76,10 +76,16 @@ impl OpView {
         let mut s = format!("op {}: process {} {}", self.index, self.process, self.f);
         match self.completion {
             Some(OpType::Ok) => {
-                if !self.invoke_value.is_null() && self.invoke_value != self.value {
-                    let _ = write!(s, " {}", self.invoke_value);
+                // `write 2`, `read → 2`, `cas [1,2]`, `acquire`: the result only when it says more.
+                if self.value == self.invoke_value {
+                    if !self.value.is_null() {
+                        let _ = write!(s, " {}", self.value);
+                    }
+                } else if self.invoke_value.is_null() {
+                    let _ = write!(s, " → {}", self.value);
+                } else {
+                    let _ = write!(s, " {} → {}", self.invoke_value, self.value);
                 }
-                let _ = write!(s, " → {}", self.value);
             }
             Some(_) => {
                 let _ = write!(

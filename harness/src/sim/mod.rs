@@ -14,7 +14,7 @@ use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use systems::{Clocks, Context, Delay, DiskImage, Effect, Node, NodeConfig, TimerKey};
@@ -66,6 +66,21 @@ impl SimConfig {
     }
 }
 
+/// One message's journey, for message sequence diagrams: sent at `sent_ns` from `from` to `to`,
+/// delivered at `delivered_ns` (or lost: `None`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageTrace {
+    pub sent_ns: u64,
+    pub delivered_ns: Option<u64>,
+    pub from: String,
+    pub to: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `delivered`, `lost` (loss), `cut` (partition at delivery), `dead` (crashed receiver),
+    /// or `client` for client requests and replies.
+    pub fate: &'static str,
+}
+
 /// What a run produced besides the history.
 #[derive(Debug, Clone)]
 pub struct SimOutcome {
@@ -76,6 +91,16 @@ pub struct SimOutcome {
     /// Per-node trace lines, for `node-logs/`.
     pub node_logs: BTreeMap<String, Vec<String>>,
     pub final_states: BTreeMap<String, Value>,
+    /// Every peer message (when tracing is on), in send order.
+    pub messages: Vec<MessageTrace>,
+}
+
+/// A peer message on the wire (Maelstrom's shape).
+#[derive(serde::Deserialize, Serialize)]
+struct Envelope {
+    src: String,
+    dest: String,
+    body: Value,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +109,8 @@ enum Event {
         to: usize,
         from: usize,
         bytes: Vec<u8>,
+        /// Index into the message trace, when tracing.
+        trace: Option<usize>,
     },
     ClientArrive {
         to: usize,
@@ -197,6 +224,8 @@ pub struct Simulator<'w> {
     messages_sent: u64,
     messages_delivered: u64,
     timer_generation: u64,
+    tracing: bool,
+    messages: Vec<MessageTrace>,
 }
 
 /// Attempts per final read (a read can fail with "not leader" and be retried at the leader).
@@ -280,7 +309,15 @@ impl<'w> Simulator<'w> {
             messages_sent: 0,
             messages_delivered: 0,
             timer_generation: 0,
+            tracing: false,
+            messages: Vec::new(),
         })
+    }
+
+    /// Records every peer message's fate (for message sequence diagrams).
+    pub fn with_message_trace(mut self) -> Self {
+        self.tracing = true;
+        self
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -344,6 +381,7 @@ impl<'w> Simulator<'w> {
                 .map(|s| (s.id.clone(), std::mem::take(&mut s.log)))
                 .collect(),
             final_states,
+            messages: std::mem::take(&mut self.messages),
         };
         (self.recorder, outcome)
     }
@@ -356,6 +394,9 @@ impl<'w> Simulator<'w> {
         if let Some(n) = event.node() {
             let slot = &mut self.nodes[n];
             if slot.node.is_none() {
+                if let Event::Deliver { trace: Some(t), .. } = event {
+                    self.messages[t].fate = "dead";
+                }
                 return; // crashed: the event is lost
             }
             if slot.paused {
@@ -364,7 +405,12 @@ impl<'w> Simulator<'w> {
             }
         }
         match event {
-            Event::Deliver { to, from, bytes } => self.deliver(to, from, &bytes),
+            Event::Deliver {
+                to,
+                from,
+                bytes,
+                trace,
+            } => self.deliver(to, from, &bytes, trace),
             Event::ClientArrive { to, request, bytes } => {
                 let body = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
                 self.call_node(to, |node, ctx| node.on_client_request(ctx, request, body));
@@ -411,20 +457,25 @@ impl<'w> Simulator<'w> {
         }
     }
 
-    fn deliver(&mut self, to: usize, from: usize, bytes: &[u8]) {
+    fn deliver(&mut self, to: usize, from: usize, bytes: &[u8], trace: Option<usize>) {
         if !self.net.connected(from, to) {
+            if let Some(t) = trace {
+                self.messages[t].fate = "cut";
+            }
             return; // cut while in flight: lost
         }
+        if let Some(t) = trace {
+            let m = &mut self.messages[t];
+            if m.delivered_ns.is_none() {
+                m.fate = "delivered";
+                m.delivered_ns = Some(self.now);
+            }
+        }
         self.messages_delivered += 1;
-        let Ok(envelope) = serde_json::from_slice::<Value>(bytes) else {
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) else {
             return;
         };
-        let src = envelope
-            .get("src")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let body = envelope.get("body").cloned().unwrap_or(Value::Null);
+        let Envelope { src, body, .. } = envelope;
         self.call_node(to, |node, ctx| node.on_message(ctx, &src, body));
     }
 
@@ -464,15 +515,33 @@ impl<'w> Simulator<'w> {
                     slot.next_msg_id += 1;
                     obj.insert("msg_id".into(), Value::from(slot.next_msg_id));
                 }
-                let envelope = json!({"src": slot.id, "dest": dest, "body": body});
+                let envelope = Envelope {
+                    src: slot.id.clone(),
+                    dest,
+                    body,
+                };
                 let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
                 self.messages_sent += 1;
-                if let Fate::Deliver(delays) = self.net.send(&mut self.net_rng) {
+                let fate = self.net.send(&mut self.net_rng);
+                let trace = self.tracing.then(|| {
+                    let kind = envelope.body.get("type").and_then(Value::as_str).unwrap_or("");
+                    self.messages.push(MessageTrace {
+                        sent_ns: self.now,
+                        delivered_ns: None,
+                        from: envelope.src.clone(),
+                        to: envelope.dest.clone(),
+                        kind: kind.to_string(),
+                        fate: "lost",
+                    });
+                    self.messages.len() - 1
+                });
+                if let Fate::Deliver(delays) = fate {
                     for d in delays {
                         let ev = Event::Deliver {
                             to,
                             from: i,
                             bytes: bytes.clone(),
+                            trace,
                         };
                         self.push(self.now + d, ev);
                     }

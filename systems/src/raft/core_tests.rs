@@ -308,7 +308,7 @@ fn recovery_restores_term_vote_and_log() {
     let mut raft = started(&mut env, Faults::default());
     env.run(|ctx| raft.on_message(ctx, "n2", append(4, (0, 0), &[1, 1, 3, 4], 2)));
     assert_eq!(raft.machine().applied.len(), 2);
-    let mut reborn = started(&mut env, Faults::default());
+    let reborn = started(&mut env, Faults::default());
     assert_eq!(reborn.term(), 4);
     assert_eq!(log_terms(&reborn), [1, 1, 3, 4]);
     assert_eq!(

@@ -13,6 +13,8 @@ pub mod messages;
 pub mod storage;
 
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod testkit;
 
 pub use self::core::{Event, Faults, NotLeader, Proposal, Raft, RaftConfig, Role, StateMachine};

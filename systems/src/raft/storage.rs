@@ -114,10 +114,7 @@ impl Storage {
         }
         let mut entries = Vec::new();
         let mut segment = 0;
-        loop {
-            let Some(bytes) = ctx.disk_read(&self.segment_file(segment)) else {
-                break;
-            };
+        while let Some(bytes) = ctx.disk_read(&self.segment_file(segment)) {
             let before = entries.len();
             for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 match serde_json::from_slice::<DiskEntry>(line) {

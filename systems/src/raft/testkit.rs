@@ -39,6 +39,10 @@ pub struct Cluster {
     queue: BTreeMap<(u64, u64), (usize, u64, Action)>,
     sequence: u64,
     pub latency: u64,
+    /// Extra uniform random delay (reorders messages), and loss / duplication probabilities.
+    pub jitter: u64,
+    pub loss: f64,
+    pub duplication: f64,
     /// Directed links that drop everything: (from, to).
     pub cut: BTreeSet<(usize, usize)>,
     next_request: RequestId,
@@ -77,6 +81,9 @@ impl Cluster {
             queue: BTreeMap::new(),
             sequence: 0,
             latency: MS,
+            jitter: 0,
+            loss: 0.0,
+            duplication: 0.0,
             cut: BTreeSet::new(),
             next_request: 0,
             replies: BTreeMap::new(),
@@ -99,10 +106,6 @@ impl Cluster {
 
     pub fn size(&self) -> usize {
         self.slots.len()
-    }
-
-    pub fn disk(&self, i: usize) -> &DiskImage {
-        &self.slots[i].synced
     }
 
     fn schedule(&mut self, at: u64, node: usize, action: Action) {
@@ -140,8 +143,17 @@ impl Cluster {
                     let Some(to) = self.ids.iter().position(|id| *id == dest) else {
                         continue;
                     };
-                    if !self.cut.contains(&(i, to)) {
-                        let at = self.now + self.latency;
+                    if self.cut.contains(&(i, to)) || self.rng.random_bool(self.loss) {
+                        continue;
+                    }
+                    let copies = if self.rng.random_bool(self.duplication) {
+                        2
+                    } else {
+                        1
+                    };
+                    for _ in 0..copies {
+                        let at = self.now + self.latency + self.rng.random_range(0..=self.jitter);
+                        let body = body.clone();
                         self.schedule(at, to, Action::Deliver { from: i, body });
                     }
                 }
