@@ -43,6 +43,11 @@ pub fn options_from_args(args: &CheckArgs) -> Result<Options, Failure> {
 /// Runs the command; returns the exit code. Unreadable input is exit 254 after checking the rest.
 pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
     let opts = options_from_args(args)?;
+    if args.report.is_some() && args.files.len() != 1 {
+        return Err(Failure::bad_arguments(
+            "--report draws one history: give exactly one file",
+        ));
+    }
     let format = args.format.to_format();
     let mut overall = Validity::Valid;
     let mut input_error = false;
@@ -53,10 +58,13 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
         let outcome = checkers::History::read(path, format).and_then(|history| {
             let started = Instant::now();
             let result = linearizability::check(&history, &opts).map_err(|e| e.in_source(&name))?;
-            Ok((result, started.elapsed()))
+            Ok((result, started.elapsed(), history))
         });
         match outcome {
-            Ok((result, elapsed)) => {
+            Ok((result, elapsed, history)) => {
+                if let Some(out_path) = &args.report {
+                    write_report(args, path, &history, &result.to_json(), out_path)?;
+                }
                 overall = overall.combine(result.validity);
                 let line = format!("{name}\t{}\t{}", result.validity, elapsed.as_millis());
                 writeln!(out, "{line}").map_err(io_failure)?;
@@ -105,6 +113,30 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
         Validity::Unknown => exit::UNKNOWN,
         Validity::Valid => exit::VALID,
     })
+}
+
+/// `--report OUT.html`: the same report a stored run gets, for this history.
+fn write_report(
+    args: &CheckArgs,
+    path: &std::path::Path,
+    history: &checkers::History,
+    result: &serde_json::Value,
+    out_path: &std::path::Path,
+) -> Result<(), Failure> {
+    let mut options = vec![("model".to_string(), args.model.clone())];
+    let mut repro = format!("verity check --model {}", args.model);
+    if let Some(init) = &args.init {
+        options.push(("init".into(), init.clone()));
+        repro.push_str(&format!(" --init '{init}'"));
+    }
+    if let Some(secs) = args.time_limit {
+        options.push(("time limit".into(), format!("{secs} s")));
+    }
+    repro.push_str(&format!(" {}", path.display()));
+    let html = crate::report::render_check(history, path, result, options, repro)
+        .map_err(Failure::internal)?;
+    std::fs::write(out_path, html)
+        .map_err(|e| Failure::internal(format!("writing {}: {e}", out_path.display())))
 }
 
 fn io_failure(e: std::io::Error) -> Failure {

@@ -20,6 +20,31 @@ pub enum Command {
     Test(TestArgs),
     /// List systems, workloads, nemeses and bugs.
     List,
+    /// Host one node of a bundled system over HTTP (started by `verity test --mode real`).
+    Node(crate::real::node_server::NodeArgs),
+    /// Write a stored run's report.html (timeline, plots, counterexample, messages).
+    Report(ReportArgs),
+    /// Serve stored runs and their reports over HTTP (loopback by default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run directory (results/<system>-<workload>/<timestamp>, or results/latest).
+    pub run_dir: PathBuf,
+    /// Where to write the report (default: RUN_DIR/report.html).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The directory of stored runs.
+    #[arg(default_value = "results")]
+    pub dir: PathBuf,
+    /// Address to listen on; anything but loopback exposes the results to the network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,6 +162,9 @@ pub struct CheckArgs {
     /// Print the full result objects as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the HTML report (timeline, plots, counterexample) of the history (one file).
+    #[arg(long, value_name = "OUT.html")]
+    pub report: Option<PathBuf>,
     /// History files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,

@@ -39,6 +39,9 @@ fn run(cli: &Cli) -> Result<i32, exit::Failure> {
             print!("{}", harness::list_cmd::render());
             Ok(exit::VALID)
         }
+        Command::Report(args) => harness::report::run_cmd(args),
+        Command::Serve(args) => harness::serve::run(args),
+        Command::Node(args) => harness::real::node_server::run(args),
         Command::Test(args) => harness::test_run::run(args).map(|run| {
             print!("{}", harness::test_run::summary(&run));
             run.validity().exit_code()

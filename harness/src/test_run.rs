@@ -22,6 +22,9 @@ pub struct TestRun {
     pub history: History,
     pub report: CheckReport,
     pub outcome: SimOutcome,
+    pub mode: ModeArg,
+    /// Real mode only: the relay's statistics and the nemesis's problems.
+    pub real: Option<crate::real::RealReport>,
     pub run_dir: Option<PathBuf>,
     pub sim_time: Duration,
     pub check_time: Duration,
@@ -150,11 +153,12 @@ pub fn sim_config(args: &TestArgs, seed: u64) -> Result<SimConfig, Failure> {
 /// The `verity` arguments that reproduce a run exactly.
 pub fn repro_command(args: &TestArgs, seed: u64) -> String {
     let mut cmd = format!(
-        "test {} --workload {} --mode sim --nodes {} --time-limit {} --rate {} --concurrency {} \
+        "test {} --workload {} --mode {} --nodes {} --time-limit {} --rate {} --concurrency {} \
          --keys {} --nemesis {} --nemesis-interval {} --latency {} --latency-dist {} --loss {} \
          --duplication {} --client-timeout {} --epsilon-ms {} --clock-max-ms {} --quiet {} --seed {seed}",
         args.system,
         args.workload,
+        mode_name(args.mode),
         args.nodes,
         args.time_limit,
         args.rate,
@@ -177,13 +181,15 @@ pub fn repro_command(args: &TestArgs, seed: u64) -> String {
     cmd
 }
 
-/// Runs one test in the simulator; stores it unless `--no-store`.
-pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
-    if args.mode == ModeArg::Real {
-        return Err(Failure::bad_arguments(
-            "--mode real is not available yet: the process runtime is a later issue; use --mode sim",
-        ));
+fn mode_name(mode: ModeArg) -> &'static str {
+    match mode {
+        ModeArg::Sim => "sim",
+        ModeArg::Real => "real",
     }
+}
+
+/// Runs one test in the simulator or with real processes; stores it unless `--no-store`.
+pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     let seed = args.seed.unwrap_or_else(random_seed);
     let config = sim_config(args, seed)?;
     let workload_opts = WorkloadOptions {
@@ -211,7 +217,7 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
             if let Some(obj) = test_json.as_object_mut() {
                 obj.insert("workload".into(), json!(args.workload));
                 obj.insert("keys".into(), json!(args.keys));
-                obj.insert("mode".into(), json!("sim"));
+                obj.insert("mode".into(), json!(mode_name(args.mode)));
                 obj.insert("git_commit".into(), json!(git_commit()));
                 obj.insert("command".into(), json!(format!("verity {repro}")));
                 obj.insert("started".into(), json!(chrono::Utc::now().to_rfc3339()));
@@ -226,12 +232,23 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     };
 
     let started = Instant::now();
-    let mut sim = Simulator::new(config.clone(), workload.as_mut(), recorder)
-        .map_err(Failure::bad_arguments)?;
-    if run_dir.is_some() {
-        sim = sim.with_message_trace();
-    }
-    let (recorder, outcome) = sim.run();
+    let (recorder, outcome, real) = match args.mode {
+        ModeArg::Sim => {
+            let mut sim = Simulator::new(config.clone(), workload.as_mut(), recorder)
+                .map_err(Failure::bad_arguments)?;
+            if run_dir.is_some() {
+                sim = sim.with_message_trace();
+            }
+            let (recorder, outcome) = sim.run();
+            (recorder, outcome, None)
+        }
+        ModeArg::Real => {
+            let dir = run_dir.as_ref().map(|d| d.path.as_path());
+            let (recorder, outcome, report) =
+                crate::real::run(&config, workload.as_mut(), recorder, dir)?;
+            (recorder, outcome, Some(report))
+        }
+    };
     let sim_time = started.elapsed();
     if let Some(e) = recorder.write_error() {
         return Err(Failure::internal(format!("writing history.jsonl: {e}")));
@@ -246,7 +263,15 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
         dir.write_json("results.json", &report.to_json())
             .and_then(|_| dir.write_node_logs(&outcome.node_logs))
             .and_then(|_| dir.write_jsonl("messages.jsonl", &outcome.messages))
+            .and_then(|_| match &real {
+                Some(report) => dir.write_json("real.json", &json!(report)),
+                None => Ok(()),
+            })
             .map_err(|e| Failure::internal(format!("writing results: {e}")))?;
+        // The report is for reading: failing to draw it must not hide the verdict.
+        if let Err(e) = crate::report::write_run_report(&dir.path, Some(&history)) {
+            eprintln!("verity: could not write report.html: {e}");
+        }
     }
     Ok(TestRun {
         config,
@@ -254,6 +279,8 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
         history,
         report,
         outcome,
+        mode: args.mode,
+        real,
         run_dir: run_dir.map(|d| d.path),
         sim_time,
         check_time,
@@ -279,9 +306,10 @@ pub fn summary(run: &TestRun) -> String {
         format!(" · bug {}", cfg.bugs.join(","))
     };
     out.push_str(&format!(
-        "verity test {} · {} · sim · seed {} · {} nodes · {} s{bugs}\n",
+        "verity test {} · {} · {} · seed {} · {} nodes · {} s{bugs}\n",
         cfg.system,
         run.workload,
+        mode_name(run.mode),
         cfg.seed,
         cfg.nodes,
         cfg.time_limit_ns as f64 / SECOND
@@ -339,12 +367,19 @@ pub fn summary(run: &TestRun) -> String {
     }
     let simulated = run.outcome.end_ns as f64 / SECOND;
     let wall = run.sim_time.as_secs_f64();
-    out.push_str(&format!(
-        "\nsimulated {simulated:.1} s in {wall:.3} s ({:.0}× real time), {} messages; checked in {:.3} s\n",
-        simulated / wall.max(1e-9),
-        run.outcome.messages_sent,
-        run.check_time.as_secs_f64()
-    ));
+    match &run.real {
+        None => out.push_str(&format!(
+            "\nsimulated {simulated:.1} s in {wall:.3} s ({:.0}× real time), {} messages; checked in {:.3} s\n",
+            simulated / wall.max(1e-9),
+            run.outcome.messages_sent,
+            run.check_time.as_secs_f64()
+        )),
+        Some(real) => out.push_str(&crate::real::summary_lines(
+            real,
+            wall,
+            run.check_time.as_secs_f64(),
+        )),
+    }
     let verdict = run.validity();
     out.push_str(&format!("verdict: {}\n", verdict.as_str().to_uppercase()));
     if let Some(dir) = &run.run_dir {

@@ -5,6 +5,7 @@
 //! crate forbids the escape hatches.
 
 pub mod catalog;
+pub mod dynamo;
 pub mod node;
 pub mod protocol;
 pub mod raft;

@@ -6,6 +6,7 @@
 
 pub mod lin_kv;
 pub mod outcome;
+pub mod vv_kv;
 
 pub use outcome::{Completion, Invocation, Outcome};
 
@@ -19,6 +20,8 @@ use std::time::Duration;
 pub struct WorkloadOptions {
     /// Number of keys.
     pub keys: usize,
+    /// Number of nodes (`n1`..`nN`), for workloads that read through every node at the end.
+    pub nodes: usize,
     /// Checker time budget.
     pub check_time_limit: Option<Duration>,
 }
@@ -27,6 +30,7 @@ impl Default for WorkloadOptions {
     fn default() -> Self {
         WorkloadOptions {
             keys: 5,
+            nodes: 5,
             check_time_limit: Some(Duration::from_secs(120)),
         }
     }
@@ -74,6 +78,15 @@ pub trait Workload {
     /// The next operation a free process invokes.
     fn next_invocation(&mut self, rng: &mut ChaCha8Rng) -> Invocation;
 
+    /// The next operation of a given process. Workloads with per-process (session) state
+    /// override this; the simulator calls it rather than `next_invocation`.
+    fn next_invocation_for(&mut self, _process: u64, rng: &mut ChaCha8Rng) -> Invocation {
+        self.next_invocation(rng)
+    }
+
+    /// Sees every completion as it is recorded (e.g. to remember what a process has read).
+    fn observe(&mut self, _process: u64, _invocation: &Invocation, _completion: &Completion) {}
+
     /// The request body a node receives for an invocation.
     fn request_body(&self, invocation: &Invocation) -> Value;
 
@@ -88,15 +101,22 @@ pub trait Workload {
 }
 
 /// The workloads by name.
-pub const WORKLOADS: &[(&str, &str)] = &[(
-    "lin-kv",
-    "read / write / cas on a few keys; linearizability with the kv model",
-)];
+pub const WORKLOADS: &[(&str, &str)] = &[
+    (
+        "lin-kv",
+        "read / write / cas on a few keys; linearizability with the kv model",
+    ),
+    (
+        "vv-kv",
+        "read siblings and a causal context, write with it (or blind); version vectors",
+    ),
+];
 
 /// Builds a workload by name.
 pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Box<dyn Workload>, String> {
     match name {
         "lin-kv" => Ok(Box::new(lin_kv::LinKv::new(opts.clone()))),
+        "vv-kv" => Ok(Box::new(vv_kv::VvKv::new(opts.clone()))),
         _ => {
             let names: Vec<_> = WORKLOADS.iter().map(|(n, _)| *n).collect();
             Err(format!(

@@ -11,9 +11,13 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 pub(crate) trait Machine: Send {
+    /// Whether `can_reach` can say no.
+    const LOOKAHEAD: bool;
     fn initial(&mut self) -> u32;
     /// The `alt`-th successor of `state` under operation `op`, if any.
     fn step(&mut self, state: u32, op: u32, alt: u32) -> Option<u32>;
+    /// See `Model::can_reach`.
+    fn can_reach(&self, state: u32, op: u32) -> bool;
     fn failure(&self, state: u32, op: u32) -> String;
     fn state_json(&self, state: u32) -> Value;
     /// Heap bytes held (interned states, transition cache), for the memory budget.
@@ -35,6 +39,8 @@ impl<M: Model<State = u32>> Direct<M> {
 }
 
 impl<M: Model<State = u32>> Machine for Direct<M> {
+    const LOOKAHEAD: bool = M::LOOKAHEAD;
+
     fn initial(&mut self) -> u32 {
         self.model.initial()
     }
@@ -42,6 +48,10 @@ impl<M: Model<State = u32>> Machine for Direct<M> {
     #[inline]
     fn step(&mut self, state: u32, op: u32, alt: u32) -> Option<u32> {
         self.model.step(&state, &self.ops[op as usize], alt)
+    }
+
+    fn can_reach(&self, state: u32, op: u32) -> bool {
+        self.model.can_reach(&state, &self.ops[op as usize])
     }
 
     fn failure(&self, state: u32, op: u32) -> String {
@@ -129,6 +139,8 @@ impl<M: Model> Interned<M> {
 }
 
 impl<M: Model> Machine for Interned<M> {
+    const LOOKAHEAD: bool = M::LOOKAHEAD;
+
     fn initial(&mut self) -> u32 {
         let init = self.model.initial();
         self.intern(init)
@@ -148,6 +160,11 @@ impl<M: Model> Machine for Interned<M> {
             .map(|s| self.intern(s));
         self.transitions.insert(key, next.unwrap_or(NO_STATE));
         next
+    }
+
+    fn can_reach(&self, state: u32, op: u32) -> bool {
+        self.model
+            .can_reach(&self.states[state as usize], &self.ops[op as usize])
     }
 
     fn failure(&self, state: u32, op: u32) -> String {

@@ -187,6 +187,8 @@ impl<M: Machine> Search<M> {
         let mut alt = self.alt;
         let mut state = self.state;
         let mut set_key = self.set_key;
+        // The first return entry in the list, while the cursor scans towards it (lookahead only).
+        let mut first_return: Option<u32> = None;
         let mut steps = 0;
         let progress = loop {
             if steps == budget {
@@ -208,6 +210,21 @@ impl<M: Machine> Search<M> {
                 let next_key = set_key ^ self.op_keys[op as usize];
                 match self.memo.insert(fingerprint(next_key, next_state)) {
                     Insert::New => {
+                        if M::LOOKAHEAD {
+                            let due_ret = *first_return.get_or_insert_with(|| self.first_return_from(e));
+                            let due = self.entry.get(due_ret as usize).map_or(NIL, |c| c >> 1);
+                            if due != NIL && due != op && !self.machine.can_reach(next_state, due) {
+                                // Every continuation would reach `due`'s return without
+                                // linearizing it: record that, as the full search would, and
+                                // skip the branch.
+                                self.stack.push(Frame { entry: e, state, alt });
+                                self.note_furthest(due_ret, due, next_state, next_key);
+                                self.stack.pop();
+                                alt += 1;
+                                continue;
+                            }
+                            first_return = None;
+                        }
                         self.stack.push(Frame {
                             entry: e,
                             state,
@@ -240,6 +257,7 @@ impl<M: Machine> Search<M> {
                 set_key ^= self.op_keys[undone as usize];
                 cursor = frame.entry;
                 alt = frame.alt + 1;
+                first_return = None;
             }
         };
         self.cursor = cursor;
@@ -263,6 +281,14 @@ impl<M: Machine> Search<M> {
         let bytes = self.fixed_bytes + self.machine.heap_bytes() as u64;
         self.peak_bytes = self.peak_bytes.max(bytes + self.memo.bytes());
         self.reservation.resize(bytes)
+    }
+
+    /// The first return entry at or after `e` (`NIL` if none).
+    fn first_return_from(&self, mut e: u32) -> u32 {
+        while e != NIL && self.entry[e as usize] & 1 == 0 {
+            e = self.next[e as usize];
+        }
+        e
     }
 
     fn unlink(&mut self, e: u32) {

@@ -138,7 +138,10 @@ pub(crate) fn prepare(
         }
         ModelKind::KvString => {
             let init = KvString::parse_init(init).map_err(init_error)?;
-            let grouped = group(history, paired, &mut KvStringParser)?;
+            let mut grouped = group(history, paired, &mut KvStringParser)?;
+            for ops in &mut grouped.ops {
+                models::mark_resetting_puts(ops);
+            }
             interned(grouped, budget, KvString { init })
         }
         ModelKind::MultiRegister => {

@@ -613,7 +613,10 @@ impl<'w> Simulator<'w> {
             .filter(|w| self.workers[*w].pending.is_none())
             .collect();
         if let Some(&w) = free.choose(&mut self.workload_rng) {
-            let inv = self.workload.next_invocation(&mut self.workload_rng);
+            let process = self.workers[w].process;
+            let inv = self
+                .workload
+                .next_invocation_for(process, &mut self.workload_rng);
             self.invoke(w, inv, None);
         }
         // Jepsen's stagger: uniform in [0, 2/rate], so the mean rate is `rate`.
@@ -660,6 +663,8 @@ impl<'w> Simulator<'w> {
             return;
         };
         let completion = self.workload.complete(&pending.invocation, &outcome);
+        self.workload
+            .observe(worker.process, &pending.invocation, &completion);
         let node_id = self.nodes[worker.node].id.clone();
         self.recorder.record(NewOp {
             time: self.now,

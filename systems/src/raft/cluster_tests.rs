@@ -258,3 +258,50 @@ fn chaos_catches_forgotten_votes() {
     println!("forget-vote first caught by seed {caught:?}");
     assert!(caught.is_some(), "forget-vote never broke an invariant");
 }
+
+#[test]
+#[ignore]
+fn chaos_survey() {
+    for bug in ["forget-vote", "commit-old-term"] {
+        let caught: Vec<u64> = (0..200).filter(|&seed| chaos(seed, &[bug]).is_err()).collect();
+        println!("{bug}: {} of 200: {caught:?}", caught.len());
+    }
+}
+
+/// Crashes of a random majority, restarted together after a while; returns the first
+/// violation of Raft's invariants.
+fn majority_crashes(seed: u64, bugs: &[&str]) -> Result<(), String> {
+    let mut cluster = Cluster::new(5, seed, bugs);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut invariants = Invariants::default();
+    for round in 0..20 {
+        for step in 0..50 {
+            let i = rng.random_range(0..5);
+            cluster.request(i, write(step % 3, round * 100 + step));
+            cluster.run_for(rng.random_range(1..20) * MS);
+            invariants.check(&cluster)?;
+        }
+        let mut victims: Vec<usize> = (0..5).collect();
+        while victims.len() > 3 {
+            victims.remove(rng.random_range(0..victims.len()));
+        }
+        for &i in &victims {
+            cluster.crash(i);
+        }
+        cluster.run_for(rng.random_range(100..2_000) * MS);
+        for &i in &victims {
+            cluster.restart(i);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore]
+fn majority_crash_survey() {
+    for bug in ["", "forget-vote", "commit-old-term"] {
+        let bugs: Vec<&str> = [bug].into_iter().filter(|b| !b.is_empty()).collect();
+        let caught: Vec<u64> = (0..40).filter(|&seed| majority_crashes(seed, &bugs).is_err()).collect();
+        println!("{bug:?}: {} of 40: {caught:?}", caught.len());
+    }
+}

@@ -569,8 +569,13 @@ impl<M: StateMachine> Raft<M> {
             })
             .collect();
         // The no-op commits (by the current-term rule) everything earlier terms left behind,
-        // and marks the point a read-index must wait for.
-        self.term_start_index = self.append_local(Entry::noop(self.term));
+        // and marks the point a read-index must wait for. A leader that commits old entries
+        // by counting replicas (the bug) sees no need for it.
+        self.term_start_index = if self.config.faults.commit_old_term {
+            self.log.last_index()
+        } else {
+            self.append_local(Entry::noop(self.term))
+        };
         ctx.trace(
             "raft-leader",
             json!({"term": self.term, "last_log_index": self.log.last_index()}),

@@ -12,7 +12,7 @@ mod register;
 pub(crate) use collections::{
     FifoQueue, QueueParser, Set, SetParser, UnorderedQueue, initial_items,
 };
-pub(crate) use kv_string::{KvString, KvStringParser};
+pub(crate) use kv_string::{KvString, KvStringParser, mark_resetting_puts};
 pub(crate) use multi_register::{MultiRegister, MultiRegisterParser};
 pub(crate) use register::{
     Mutex, MutexParser, Register, RegisterParser, observable, register_init,
@@ -97,6 +97,16 @@ pub(crate) trait Model: Send + Sync + 'static {
     /// Whether `op` may have more than one successor (`alt` > 0).
     fn may_branch(&self, _op: &Self::Op) -> bool {
         false
+    }
+
+    /// Whether `can_reach` can ever say no; searches of other models skip the lookahead.
+    const LOOKAHEAD: bool = false;
+
+    /// Whether `op` — the operation whose return comes next, so it must be linearized before
+    /// anything invoked later — can still be linearized after `state`. `false` only when
+    /// certain; the search then cuts the branch.
+    fn can_reach(&self, _state: &Self::State, _op: &Self::Op) -> bool {
+        true
     }
 
     /// Why `op` cannot happen in `state`, in words.

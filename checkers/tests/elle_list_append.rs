@@ -1,0 +1,451 @@
+//! The list-append checker on hand-built histories: every anomaly class detected and explained,
+//! valid histories valid, bad input reported.
+
+use checkers::elle::{ElleResult, Options, check_list_append};
+use checkers::{History, Op, OpType, Process, Validity};
+use serde_json::{Map, Value, json};
+
+/// Builds histories event by event; times are 1 ms apart.
+#[derive(Default)]
+struct Builder {
+    ops: Vec<Op>,
+}
+
+/// The invocation's value: the micro-operations with reads' values nulled.
+fn invocation(mops: &Value) -> Value {
+    let list = mops.as_array().expect("a list of micro-ops");
+    Value::Array(
+        list.iter()
+            .map(|m| {
+                let m = m.as_array().expect("[f k v]");
+                let v = if m[0] == "r" { Value::Null } else { m[2].clone() };
+                json!([m[0], m[1], v])
+            })
+            .collect(),
+    )
+}
+
+impl Builder {
+    fn event(&mut self, process: u64, kind: OpType, value: Value) -> &mut Self {
+        let index = self.ops.len() as u64;
+        self.ops.push(Op {
+            index,
+            time: Some((index + 1) * 1_000_000),
+            process: Process::Client(process),
+            kind,
+            f: "txn".into(),
+            value,
+            error: None,
+            node: None,
+            extra: Map::new(),
+        });
+        self
+    }
+
+    fn invoke(&mut self, process: u64, mops: Value) -> &mut Self {
+        self.event(process, OpType::Invoke, invocation(&mops))
+    }
+
+    fn ok(&mut self, process: u64, mops: Value) -> &mut Self {
+        self.event(process, OpType::Ok, mops)
+    }
+
+    fn fail(&mut self, process: u64, mops: Value) -> &mut Self {
+        self.event(process, OpType::Fail, invocation(&mops))
+    }
+
+    fn info(&mut self, process: u64, mops: Value) -> &mut Self {
+        self.event(process, OpType::Info, invocation(&mops))
+    }
+
+    /// A transaction invoked and committed at once.
+    fn txn(&mut self, process: u64, mops: Value) -> &mut Self {
+        self.invoke(process, mops.clone()).ok(process, mops)
+    }
+
+    fn history(&self) -> History {
+        History::new(self.ops.clone())
+    }
+}
+
+fn check(b: &Builder) -> ElleResult {
+    let result = check_list_append(&b.history(), &Options::default()).expect("well-formed");
+    // The JSON always has Elle's shape.
+    let doc = result.to_json();
+    for field in ["valid", "anomaly_types", "anomalies", "not", "also_not"] {
+        assert!(doc.get(field).is_some(), "missing {field}: {doc}");
+    }
+    result
+}
+
+fn first<'a>(result: &'a ElleResult, kind: &str) -> &'a Value {
+    result
+        .anomalies
+        .get(kind)
+        .and_then(|l| l.first())
+        .unwrap_or_else(|| panic!("no {kind} in {}", result.explain()))
+}
+
+fn explanation(anomaly: &Value) -> &str {
+    anomaly["explanation"].as_str().expect("an explanation")
+}
+
+/// The `index` of each transaction of a cycle.
+fn cycle_ops(anomaly: &Value) -> Vec<u64> {
+    let mut ops: Vec<u64> = anomaly["cycle"]
+        .as_array()
+        .expect("a cycle")
+        .iter()
+        .map(|op| op["index"].as_u64().unwrap())
+        .collect();
+    ops.sort_unstable();
+    ops
+}
+
+fn assert_contains(text: &str, phrases: &[&str]) {
+    for p in phrases {
+        assert!(text.contains(p), "expected {p:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn serial_history_is_valid() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1], ["r", "x", [1]]]))
+        .txn(1, json!([["r", "x", [1]], ["append", "y", 1], ["append", "x", 2]]))
+        .txn(0, json!([["r", "y", [1]], ["r", "x", [1, 2]]]))
+        .txn(2, json!([["r", "z", []], ["append", "z", 5], ["r", "z", [5]]]));
+    let r = check(&b);
+    assert_eq!(r.validity, Validity::Valid, "{}", r.explain());
+    assert!(r.anomaly_types.is_empty());
+    assert!(r.not.is_empty() && r.also_not.is_empty());
+    assert_eq!(r.to_json()["valid"], json!(true));
+    assert_eq!(r.stats.ok, 4);
+}
+
+#[test]
+fn concurrent_valid_history_with_info_and_fail_is_valid() {
+    let mut b = Builder::default();
+    b.invoke(0, json!([["append", "x", 1]]))
+        .invoke(1, json!([["append", "x", 2]]))
+        .ok(1, json!([["append", "x", 2]]))
+        .ok(0, json!([["append", "x", 1]]))
+        .invoke(2, json!([["append", "x", 3]]))
+        .info(2, json!([["append", "x", 3]]))
+        .invoke(3, json!([["append", "x", 4]]))
+        .fail(3, json!([["append", "x", 4]]))
+        .txn(4, json!([["r", "x", [2, 1, 3]]]));
+    let r = check(&b);
+    assert_eq!(r.validity, Validity::Valid, "{}", r.explain());
+}
+
+#[test]
+fn g0_write_cycle() {
+    let mut b = Builder::default();
+    b.invoke(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .invoke(1, json!([["append", "x", 2], ["append", "y", 2]]))
+        .ok(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .ok(1, json!([["append", "x", 2], ["append", "y", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]], ["r", "y", [2, 1]]]));
+    let r = check(&b);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G0"], "{}", r.explain());
+    let g0 = first(&r, "G0");
+    assert_eq!(cycle_ops(g0), vec![2, 3]);
+    assert_contains(
+        explanation(g0),
+        &["appended 2 to x after", "'s append of 1", "appended 1 to y after", "'s append of 2", "a contradiction", "G0"],
+    );
+    assert_eq!(r.not, vec!["read-uncommitted"]);
+    assert!(r.also_not.contains(&"serializable".to_string()));
+    let steps = g0["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["type"] == "ww"));
+}
+
+#[test]
+fn g1a_aborted_read() {
+    let mut b = Builder::default();
+    b.invoke(0, json!([["append", "x", 1]]))
+        .fail(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", [1]]]));
+    let r = check(&b);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G1a"]);
+    let a = first(&r, "G1a");
+    assert_eq!(a["op"]["index"], 3);
+    assert_eq!(a["writer"]["index"], 1);
+    assert_contains(explanation(a), &["op 3 read x = [1]", "appended by op 1, which failed", "aborted read"]);
+    assert_eq!(r.not, vec!["read-committed"]);
+}
+
+#[test]
+fn g1b_intermediate_read() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1], ["append", "x", 2]]))
+        .txn(1, json!([["r", "x", [1]]]))
+        .txn(1, json!([["r", "x", [1, 2]]]));
+    let r = check(&b);
+    assert!(r.anomaly_types.contains(&"G1b".to_string()), "{}", r.explain());
+    let a = first(&r, "G1b");
+    assert_eq!(a["op"]["index"], 3);
+    assert_contains(explanation(a), &["op 3 read x = [1]", "op 1 appended 2 to x after 1", "intermediate read"]);
+    assert!(r.not.contains(&"read-committed".to_string()));
+}
+
+#[test]
+fn g1c_circular_information_flow() {
+    let mut b = Builder::default();
+    b.invoke(0, json!([["append", "x", 1], ["r", "y", [1]]]))
+        .invoke(1, json!([["append", "y", 1], ["r", "x", [1]]]))
+        .ok(0, json!([["append", "x", 1], ["r", "y", [1]]]))
+        .ok(1, json!([["append", "y", 1], ["r", "x", [1]]]));
+    let r = check(&b);
+    assert_eq!(r.anomaly_types, vec!["G1c"], "{}", r.explain());
+    let a = first(&r, "G1c");
+    assert_eq!(cycle_ops(a), vec![2, 3]);
+    assert_contains(
+        explanation(a),
+        &["read x = [1], which includes", "'s append of 1", "read y = [1], which includes", "circular information flow"],
+    );
+    assert_eq!(r.not, vec!["read-committed"]);
+}
+
+#[test]
+fn g_single_read_skew() {
+    let mut b = Builder::default();
+    b.invoke(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .invoke(1, json!([["r", "x", []], ["r", "y", [1]]]))
+        .ok(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .ok(1, json!([["r", "x", []], ["r", "y", [1]]]))
+        .txn(2, json!([["r", "x", [1]]]));
+    let r = check(&b);
+    assert_eq!(r.anomaly_types, vec!["G-single"], "{}", r.explain());
+    let a = first(&r, "G-single");
+    assert_eq!(cycle_ops(a), vec![2, 3]);
+    assert_contains(
+        explanation(a),
+        &["read y = [1], which includes", "read the initial (empty) state of x, which does not include", "'s append of 1", "exactly one read-write anti-dependency"],
+    );
+    assert_eq!(r.not, vec!["consistent-view", "repeatable-read"]);
+    assert!(r.also_not.contains(&"snapshot-isolation".to_string()));
+    let kinds: Vec<&str> = a["steps"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "rw").count(), 1);
+}
+
+#[test]
+fn g2_item_write_skew_and_serializable_models() {
+    let mut b = Builder::default();
+    b.invoke(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .invoke(1, json!([["r", "y", []], ["append", "x", 1]]))
+        .ok(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .ok(1, json!([["r", "y", []], ["append", "x", 1]]))
+        .txn(2, json!([["r", "x", [1]], ["r", "y", [1]]]));
+    let r = check(&b);
+    assert_eq!(r.anomaly_types, vec!["G2-item"], "{}", r.explain());
+    let a = first(&r, "G2-item");
+    assert_eq!(cycle_ops(a), vec![2, 3]);
+    assert_contains(
+        explanation(a),
+        &["read the initial (empty) state of x, which does not include", "read the initial (empty) state of y", "two or more read-write anti-dependencies"],
+    );
+    assert_eq!(r.not, vec!["repeatable-read"]);
+    assert!(r.also_not.contains(&"serializable".to_string()));
+    assert!(!r.also_not.contains(&"snapshot-isolation".to_string()), "write skew is allowed by SI");
+    // Snapshot isolation allows write skew: valid under SI, invalid under serializability.
+    let si = check_list_append(&b.history(), &Options::models(&["snapshot-isolation"])).unwrap();
+    assert_eq!(si.validity, Validity::Valid, "{}", si.explain());
+    let ser = check_list_append(&b.history(), &Options::models(&["serializable"])).unwrap();
+    assert_eq!(ser.validity, Validity::Invalid);
+}
+
+#[test]
+fn g_single_realtime_stale_read() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", []]]))
+        .txn(2, json!([["r", "x", [1]]]));
+    let r = check(&b);
+    assert_eq!(r.anomaly_types, vec!["G-single-realtime"], "{}", r.explain());
+    let a = first(&r, "G-single-realtime");
+    assert_eq!(cycle_ops(a), vec![1, 3]);
+    assert_contains(
+        explanation(a),
+        &["completed (op 1, at 0.002000 s) before", "was invoked (op 2, at 0.003000 s)", "read the initial (empty) state of x", "real-time order"],
+    );
+    assert_eq!(r.not, vec!["strong-snapshot-isolation"]);
+    assert_eq!(r.also_not, vec!["strict-serializable"]);
+    // Serializable without real time: fine.
+    let ser = check_list_append(&b.history(), &Options::models(&["serializable"])).unwrap();
+    assert_eq!(ser.validity, Validity::Valid, "{}", ser.explain());
+    assert!(ser.anomaly_types.is_empty());
+}
+
+#[test]
+fn g_single_process_stale_read_in_one_session() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1]]))
+        .txn(0, json!([["r", "x", []]]))
+        .txn(1, json!([["r", "x", [1]]]));
+    let r = check(&b);
+    assert_eq!(r.anomaly_types, vec!["G-single-process"], "{}", r.explain());
+    let a = first(&r, "G-single-process");
+    assert_contains(explanation(a), &["process 0 executed T", "read the initial (empty) state of x"]);
+    assert_eq!(r.not, vec!["strong-session-snapshot-isolation"]);
+}
+
+#[test]
+fn g0_realtime_and_g1c_realtime() {
+    // x's order says T2 appended before T1, but T1 finished before T2 began.
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [2, 1]]]));
+    let r = check(&b);
+    assert_eq!(r.anomaly_types, vec!["G0-realtime"], "{}", r.explain());
+    assert_contains(explanation(first(&r, "G0-realtime")), &["appended 1 to x after", "completed (op 1"]);
+    assert_eq!(r.not, vec!["strong-read-uncommitted"]);
+
+    // T1 read T2's append, but T2 began after T1 finished.
+    let mut b = Builder::default();
+    b.txn(0, json!([["r", "y", [1]]])).txn(1, json!([["append", "y", 1]]));
+    let r = check(&b);
+    assert_eq!(r.anomaly_types, vec!["G1c-realtime"], "{}", r.explain());
+    assert_contains(
+        explanation(first(&r, "G1c-realtime")),
+        &["T1 < T2, because T1 completed", "read y = [1], which includes"],
+    );
+    assert_eq!(r.not, vec!["strong-read-committed"]);
+}
+
+#[test]
+fn internal_inconsistency() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1], ["r", "x", []]]))
+        .txn(2, json!([["append", "y", 3]]))
+        .txn(1, json!([["r", "y", [3]], ["r", "y", [3, 4]]]))
+        .txn(2, json!([["append", "y", 4]]));
+    let r = check_list_append(&b.history(), &Options::models(&["serializable"])).unwrap();
+    // The second read also makes a G-single with T3 (T1 both saw and missed its append).
+    assert_eq!(r.anomaly_types, vec!["G-single", "internal"], "{}", r.explain());
+    assert_eq!(r.anomaly_counts["internal"], 2);
+    let a = first(&r, "internal");
+    assert_eq!(a["expected"], json!(["...", 1]));
+    assert_contains(explanation(a), &["op 1 read x = []", "its own earlier reads and appends", "imply"]);
+    assert!(r.not.contains(&"read-atomic".to_string()));
+}
+
+#[test]
+fn incompatible_order() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]]]))
+        .txn(3, json!([["r", "x", [2, 1, 3]]]))
+        .txn(4, json!([["append", "x", 3]]));
+    let r = check(&b);
+    assert!(r.anomaly_types.contains(&"incompatible-order".to_string()), "{}", r.explain());
+    let a = first(&r, "incompatible-order");
+    assert_eq!(a["values"], json!([[1, 2], [2, 1, 3]]));
+    assert_contains(explanation(a), &["x was read as [1 2] (op 5) and as [2 1 3] (op 7)", "not a prefix"]);
+    assert!(r.not.contains(&"read-committed".to_string()));
+}
+
+#[test]
+fn duplicate_elements_and_garbage_reads() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", [1, 1]]]))
+        .txn(2, json!([["r", "y", [9]]]));
+    let r = check(&b);
+    assert!(r.anomaly_types.contains(&"duplicate-elements".to_string()), "{}", r.explain());
+    assert!(r.anomaly_types.contains(&"garbage-read".to_string()));
+    let d = first(&r, "duplicate-elements");
+    assert_eq!(d["duplicates"], json!({"1": 2}));
+    assert_contains(explanation(d), &["op 3 read x = [1 1]", "more than once"]);
+    let g = first(&r, "garbage-read");
+    assert_contains(explanation(g), &["no transaction ever appended 9 to y"]);
+    assert_eq!(r.not, vec!["read-uncommitted"]);
+}
+
+#[test]
+fn future_read_and_lost_update() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["r", "z", [7]], ["append", "z", 7]]));
+    let r = check(&b);
+    assert!(r.anomaly_types.contains(&"future-read".to_string()), "{}", r.explain());
+    assert_contains(explanation(first(&r, "future-read")), &["before appending 7 itself"]);
+
+    let mut b = Builder::default();
+    b.invoke(0, json!([["r", "x", []], ["append", "x", 1]]))
+        .invoke(1, json!([["r", "x", []], ["append", "x", 2]]))
+        .ok(0, json!([["r", "x", []], ["append", "x", 1]]))
+        .ok(1, json!([["r", "x", []], ["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]]]));
+    let r = check(&b);
+    assert!(r.anomaly_types.contains(&"lost-update".to_string()), "{}", r.explain());
+    assert!(r.anomaly_types.contains(&"G-single".to_string()));
+    let a = first(&r, "lost-update");
+    assert_eq!(a["txns"].as_array().unwrap().len(), 2);
+    assert_contains(explanation(a), &["op 2, op 3 all read x = []", "lost update"]);
+}
+
+#[test]
+fn unobserved_appends_still_order_after_observed_ones() {
+    // T2's append of 2 to x is never read. T1 read x = [1], everything observed, so T2's append
+    // came later: T1 < T2 (rw). But T1 read y = [5], T2's append: T2 < T1 (wr).
+    let mut b = Builder::default();
+    b.txn(2, json!([["append", "x", 1]]))
+        .invoke(0, json!([["r", "x", [1]], ["r", "y", [5]]]))
+        .invoke(1, json!([["append", "x", 2], ["append", "y", 5]]))
+        .ok(0, json!([["r", "x", [1]], ["r", "y", [5]]]))
+        .ok(1, json!([["append", "x", 2], ["append", "y", 5]]));
+    let r = check_list_append(&b.history(), &Options::models(&["serializable"])).unwrap();
+    assert_eq!(r.anomaly_types, vec!["G-single"], "{}", r.explain());
+    assert_contains(
+        explanation(first(&r, "G-single")),
+        &["read x = [1], which does not include", "append of 2", "read y = [5], which includes"],
+    );
+}
+
+#[test]
+fn empty_history_is_unknown() {
+    let b = Builder::default();
+    let r = check(&b);
+    assert_eq!(r.validity, Validity::Unknown);
+    assert_eq!(r.anomaly_types, vec!["empty-transaction-graph"]);
+}
+
+#[test]
+fn bad_input_names_the_op() {
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1]])).txn(1, json!([["append", "x", 1]]));
+    let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
+    assert!(e.message.starts_with("op 3:"), "{e}");
+    assert!(e.message.contains("which op 1 also appended"), "{e}");
+
+    let mut b = Builder::default();
+    b.txn(0, json!([["w", "x", 1]]));
+    let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
+    assert!(e.message.contains("op 1: micro-operation 0 is a `w`"), "{e}");
+
+    let mut b = Builder::default();
+    b.event(0, OpType::Invoke, json!([["append", "x"]]));
+    let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
+    assert!(e.message.contains("op 0: micro-operation 0 must be [f, key, value]"), "{e}");
+
+    let mut b = Builder::default();
+    b.invoke(0, json!([["r", "x", null]])).ok(0, json!([["r", "x", 3]]));
+    let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
+    assert!(e.message.contains("expected a list"), "{e}");
+
+    let mut b = Builder::default();
+    b.event(0, OpType::Invoke, json!(null));
+    b.ops[0].f = "read".into();
+    let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
+    assert!(e.message.contains("op 0: expected a transaction"), "{e}");
+
+    let mut b = Builder::default();
+    b.txn(0, json!([["append", "x", 1]]));
+    let e = check_list_append(&b.history(), &Options::models(&["serialisable"])).unwrap_err();
+    assert_eq!(e.source, "<options>");
+}

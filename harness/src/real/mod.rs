@@ -1,0 +1,321 @@
+//! The process runtime (`--mode real`): every node a `verity node` process on loopback, peer
+//! messages through the harness's relay (the simulator's link-fault model), real SIGKILL /
+//! SIGSTOP / clock faults, clients as tokio tasks. The same node structs, nemesis schedules,
+//! workloads, checkers and run store as the simulator; only the runtime differs.
+//!
+//! - [`node_server`]: `verity node`, one node behind an HTTP server;
+//! - [`disk`]: the node's files (write, fsync, rename);
+//! - [`relay`]: the relay and its decisions;
+//! - [`supervisor`]: starting, killing, pausing and restarting node processes, no orphans;
+//! - [`faults`]: the nemesis schedule carried out on processes, relay and clocks;
+//! - [`clients`]: the clients and the conductor of a run;
+//! - [`progress`]: the progress display.
+
+pub mod clients;
+pub mod disk;
+pub mod faults;
+pub mod node_server;
+pub mod progress;
+pub mod relay;
+pub mod supervisor;
+
+use crate::exit::Failure;
+use crate::recorder::Recorder;
+use crate::sim::network::Network;
+use crate::sim::{SimConfig, SimOutcome};
+use faults::FaultApplier;
+use nemesis::Schedule;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use relay::{Relay, RelaySetup, RelayStats};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use supervisor::{NodeSpec, Supervisor};
+use workloads::Workload;
+
+/// A peer message on the wire (Maelstrom's shape; the same bytes as in the simulator).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub src: String,
+    pub dest: String,
+    pub body: Value,
+}
+
+/// CLOCK_MONOTONIC in ns: one clock for the harness and every node process, so run times agree
+/// across processes and restarts.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// Real wall-clock time in ns since the Unix epoch.
+pub fn unix_now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Named RNG streams, numbered as the simulator numbers them.
+mod stream {
+    pub const NETWORK: u64 = 1;
+    pub const NEMESIS: u64 = 2;
+    pub const WORKLOAD: u64 = 3;
+    pub const NODE_BASE: u64 = 100;
+}
+
+fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// What a real run reports besides the history and the simulator-shaped outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct RealReport {
+    pub relay: RelayStats,
+    /// Problems the nemesis met (e.g. a node that would not restart).
+    pub nemesis_errors: Vec<String>,
+    /// Where the node logs (and, for a stored run, data directories) are.
+    pub work_dir: PathBuf,
+    pub wall_time: Duration,
+}
+
+/// The real-mode lines of the end-of-run summary.
+pub fn summary_lines(report: &RealReport, wall_secs: f64, check_secs: f64) -> String {
+    let r = &report.relay;
+    let mut out = format!(
+        "\nran {wall_secs:.1} s of real processes; relay: {} messages ({} delivered, {} lost, \
+         {} duplicated, {} cut, {} to dead nodes, {} timed out, {} overflowed), \
+         relay overhead per hop p50 {:.0} µs p99 {:.0} µs; checked in {check_secs:.3} s\n",
+        r.received,
+        r.delivered,
+        r.lost,
+        r.duplicated,
+        r.cut,
+        r.dead,
+        r.timeout,
+        r.overflow,
+        r.hop_overhead_us_p50,
+        r.hop_overhead_us_p99,
+    );
+    for e in &report.nemesis_errors {
+        out.push_str(&format!("nemesis problem: {e}\n"));
+    }
+    out
+}
+
+/// The `verity` executable to start nodes with: this one, or, when running inside a test
+/// binary, the `verity` next to it in the target directory.
+fn verity_binary() -> Result<PathBuf, Failure> {
+    let me = std::env::current_exe()
+        .map_err(|e| Failure::internal(format!("locating the verity binary: {e}")))?;
+    if me.file_stem().is_some_and(|s| s == "verity") {
+        return Ok(me);
+    }
+    let candidates = [me.parent(), me.parent().and_then(Path::parent)];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join("verity"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Failure::internal(format!(
+                "cannot find the verity binary next to {}; build it with `cargo build -p harness`",
+                me.display()
+            ))
+        })
+}
+
+/// Runs one test with real processes. `run_dir`: where node logs and data directories go (a
+/// temporary directory, removed afterwards, when `None`).
+pub fn run(
+    cfg: &SimConfig,
+    workload: &mut dyn Workload,
+    recorder: Recorder,
+    run_dir: Option<&Path>,
+) -> Result<(Recorder, SimOutcome, RealReport), Failure> {
+    let binary = verity_binary()?;
+    let (work_dir, temporary) = match run_dir {
+        Some(dir) => (dir.to_path_buf(), false),
+        None => {
+            let dir = std::env::temp_dir().join(format!(
+                "verity-real-{}-{}",
+                std::process::id(),
+                monotonic_ns()
+            ));
+            (dir, true)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("starting the runtime: {e}")))?;
+    let result = runtime.block_on(run_async(cfg, workload, recorder, &work_dir, binary, run_dir.is_some()));
+    // Stop every leftover task (timers, strobes, forwards) before the directory goes.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    result
+}
+
+async fn run_async(
+    cfg: &SimConfig,
+    workload: &mut dyn Workload,
+    recorder: Recorder,
+    work_dir: &Path,
+    binary: PathBuf,
+    trace_messages: bool,
+) -> Result<(Recorder, SimOutcome, RealReport), Failure> {
+    let started = std::time::Instant::now();
+    let io = |what: &str, e: std::io::Error| Failure::internal(format!("{what}: {e}"));
+    let ids = cfg.node_ids();
+    let log_dir = work_dir.join("node-logs");
+    std::fs::create_dir_all(&log_dir).map_err(|e| io("creating node-logs", e))?;
+    let epoch = monotonic_ns();
+
+    let mut ports = Vec::new();
+    for _ in &ids {
+        ports.push(supervisor::free_port(&ports).map_err(|e| io("finding a free port", e))?);
+    }
+    let node_urls: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let net = Network::new(
+        cfg.nodes,
+        cfg.latency_dist,
+        cfg.mean_latency_ns,
+        cfg.loss,
+        cfg.duplication,
+    );
+    let (relay, relay_server) = Relay::start(RelaySetup {
+        ids: ids.clone(),
+        node_urls: node_urls.clone(),
+        net,
+        rng: stream_rng(cfg.seed, stream::NETWORK),
+        epoch_mono_ns: epoch,
+        log_path: log_dir.join("relay.log"),
+        trace: trace_messages,
+    })
+    .await
+    .map_err(|e| io("starting the relay", e))?;
+    let _stop_relay = clients::AbortOnDrop(relay_server);
+
+    let specs: Vec<NodeSpec> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let peers: Vec<String> = ids
+                .iter()
+                .filter(|p| *p != id)
+                .map(|p| format!("{p}={}", relay.url(id, p)))
+                .collect();
+            let mut args = vec![
+                "--system".to_string(),
+                cfg.system.clone(),
+                "--id".into(),
+                id.clone(),
+                "--listen".into(),
+                format!("127.0.0.1:{}", ports[i]),
+                "--peers".into(),
+                peers.join(","),
+                "--data-dir".into(),
+                work_dir.join("data").join(id).display().to_string(),
+                "--seed".into(),
+                cfg.seed.to_string(),
+                "--rng-stream".into(),
+                (stream::NODE_BASE + i as u64).to_string(),
+                "--epsilon-ms".into(),
+                (cfg.epsilon_ns as f64 / 1e6).to_string(),
+                "--epoch-monotonic-ns".into(),
+                epoch.to_string(),
+            ];
+            for bug in &cfg.bugs {
+                args.push("--bug".into());
+                args.push(bug.clone());
+            }
+            NodeSpec {
+                id: id.clone(),
+                port: ports[i],
+                args,
+            }
+        })
+        .collect();
+    for spec in &specs {
+        let header = format!(
+            "# node {} of a {}-node {} run, seed {}, port {}",
+            spec.id, cfg.nodes, cfg.system, cfg.seed, spec.port
+        );
+        supervisor::start_log(&log_dir.join(format!("{}.log", spec.id)), &header)
+            .map_err(|e| io("creating a node log", e))?;
+    }
+    // `_reaper` kills every node however this function ends (return, error or panic).
+    let (supervisor, _reaper) =
+        Supervisor::new(binary, specs, log_dir.clone(), epoch).map_err(|e| io("supervisor", e))?;
+    let supervisor = Arc::new(supervisor);
+    supervisor
+        .start_all()
+        .await
+        .map_err(|e| Failure::internal(format!("starting the nodes: {e}")))?;
+
+    let schedule = Schedule::generate(&cfg.nemesis, &mut stream_rng(cfg.seed, stream::NEMESIS));
+    let faults = FaultApplier::new(supervisor.clone(), relay.clone(), epoch);
+    let setup = clients::Setup {
+        cfg,
+        ids: ids.clone(),
+        node_urls,
+        epoch_mono_ns: epoch,
+        schedule: schedule.clone(),
+        faults: faults.clone(),
+        workload_rng: stream_rng(cfg.seed, stream::WORKLOAD),
+    };
+    let (recorder, end_ns) = clients::conduct(setup, workload, recorder, interrupted()).await?;
+
+    let mut final_states = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let state = supervisor.state(i).await.unwrap_or(Value::Null);
+        final_states.insert(id.clone(), state);
+    }
+    supervisor.stop_all();
+    let messages = relay.finish();
+    let stats = relay.stats();
+    let outcome = SimOutcome {
+        schedule,
+        end_ns,
+        messages_sent: stats.received,
+        messages_delivered: stats.delivered,
+        // The nodes wrote their own logs into node-logs/ already.
+        node_logs: BTreeMap::new(),
+        final_states,
+        messages,
+    };
+    let report = RealReport {
+        relay: stats,
+        nemesis_errors: faults.errors(),
+        work_dir: work_dir.to_path_buf(),
+        wall_time: started.elapsed(),
+    };
+    Ok((recorder, outcome, report))
+}
+
+/// Resolves with the signal's name on Ctrl-C, SIGTERM or SIGHUP.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+    }
+}
