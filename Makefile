@@ -3,7 +3,7 @@ CARGO ?= cargo
 VERITY := target/release/verity
 SEED ?= 1
 
-.PHONY: build test bench check-demo test-raft lint fmt clean
+.PHONY: build test bench check-demo test-raft test-dynamo lint fmt clean
 
 build:
 	$(CARGO) build --release -p harness
@@ -24,6 +24,11 @@ check-demo: build
 # Raft under every fault for 60 simulated seconds; exits non-zero on a violation.
 test-raft: build
 	$(VERITY) test raft --nodes 5 --time-limit 60 --nemesis all --seed $(SEED)
+
+# Dynamo (sloppy quorums, version vectors) under every fault for 60 simulated seconds, checked
+# by the version-vector checker; exits non-zero on a violation.
+test-dynamo: build
+	$(VERITY) test dynamo --workload vv-kv --nodes 5 --time-limit 60 --nemesis all --seed $(SEED)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -339,6 +339,21 @@ fn main() {
         }
         run_case(name, &history, model, None);
     }
+    // VERITY_BENCH_CASE=registers|strings,OPS,KEYS,PROCESSES,INFO_RATE[,SEED] adds one case.
+    if let Ok(custom) = std::env::var("VERITY_BENCH_CASE") {
+        let f: Vec<&str> = custom.split(',').collect();
+        let spec = Spec {
+            store: if f[0] == "strings" { Store::Strings } else { Store::Registers },
+            ops: f[1].parse().unwrap(),
+            keys: f[2].parse().unwrap(),
+            processes: f[3].parse().unwrap(),
+            info_rate: f[4].parse().unwrap(),
+            seed: f.get(5).map_or(7, |s| s.parse().unwrap()),
+        };
+        let model = if spec.store == Store::Strings { ModelKind::KvString } else { ModelKind::Kv };
+        let history = simulate(&spec);
+        run_case(&format!("custom {custom}"), &history, model, None);
+    }
     let name = "kv 1 key 10k ops C=10, violation at 98%";
     if wanted(name) {
         let spec = Spec {

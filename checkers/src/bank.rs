@@ -276,7 +276,8 @@ pub fn check(history: &History, opts: &BankOptions) -> Result<BankResult, InputE
                         });
                     }
                 }
-                let expected = *expected_total.get_or_insert(total.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64);
+                let expected = *expected_total
+                    .get_or_insert(total.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64);
                 if total != i128::from(expected) {
                     errors.push("wrong-total", || {
                         json!({
@@ -299,7 +300,9 @@ pub fn check(history: &History, opts: &BankOptions) -> Result<BankResult, InputE
             other => {
                 return Err(error(
                     op,
-                    format!("expected `f` = \"transfer\" or \"read\" in a bank history, got \"{other}\""),
+                    format!(
+                        "expected `f` = \"transfer\" or \"read\" in a bank history, got \"{other}\""
+                    ),
                 ));
             }
         }

@@ -25,7 +25,9 @@
 //! API: [`check`] (or [`check_with`]) returns an [`ExtResult`] with `validity`, `to_json()` and
 //! `explain()`.
 
-use crate::elle::history::{Atom, FastMap, MopKind, Outcome, Txns, fast_map, input_error, show, transactions};
+use crate::elle::history::{
+    Atom, FastMap, MopKind, Outcome, Txns, fast_map, input_error, show, transactions,
+};
 use crate::error::InputError;
 use crate::history::History;
 use crate::verdict::Validity;
@@ -100,7 +102,10 @@ impl ExtResult {
         }
         out.push('\n');
         for (kind, list) in &self.violations {
-            out.push_str(&format!("\n{kind} violations: {}\n", self.violation_counts[kind]));
+            out.push_str(&format!(
+                "\n{kind} violations: {}\n",
+                self.violation_counts[kind]
+            ));
             for v in list.iter().take(3) {
                 out.push_str("  - ");
                 out.push_str(v["explanation"].as_str().unwrap_or_default());
@@ -142,7 +147,10 @@ pub fn check_with(history: &History, opts: &ExtOptions) -> Result<ExtResult, Inp
         let ts = match txn.complete.map(|c| &history.ops[c]) {
             Some(op) if txn.outcome != Outcome::Fail => match op.extra.get("commit_ts") {
                 Some(v) => Some(timestamp(v).ok_or_else(|| {
-                    input_error(format!("op {}: `commit_ts` must be an integer, got {v}", op.index))
+                    input_error(format!(
+                        "op {}: `commit_ts` must be an integer, got {v}",
+                        op.index
+                    ))
                 })?),
                 None => None,
             },
@@ -205,7 +213,9 @@ fn ts_json(ts: i128) -> Value {
 }
 
 fn timestamp(v: &Value) -> Option<i128> {
-    v.as_i64().map(i128::from).or_else(|| v.as_u64().map(i128::from))
+    v.as_i64()
+        .map(i128::from)
+        .or_else(|| v.as_u64().map(i128::from))
 }
 
 struct Report {
@@ -235,7 +245,10 @@ fn op_json(txns: &Txns<'_>, t: u32) -> Value {
 }
 
 fn seconds(ns: Option<u64>) -> String {
-    ns.map_or_else(|| "an unrecorded time".into(), |ns| format!("{:.6} s", ns as f64 / 1e9))
+    ns.map_or_else(
+        || "an unrecorded time".into(),
+        |ns| format!("{:.6} s", ns as f64 / 1e9),
+    )
 }
 
 /// Real-time order against timestamp order, in one sweep: committed transactions by completion,
@@ -243,9 +256,10 @@ fn seconds(ns: Option<u64>) -> String {
 /// far.
 fn realtime(txns: &Txns<'_>, timed: &[Option<Timed>], report: &mut Report) {
     let ops = &txns.history.ops;
-    let use_time = txns.txns.iter().all(|t| {
-        ops[t.invoke].time.is_some() && t.complete.is_none_or(|c| ops[c].time.is_some())
-    });
+    let use_time = txns
+        .txns
+        .iter()
+        .all(|t| ops[t.invoke].time.is_some() && t.complete.is_none_or(|c| ops[c].time.is_some()));
     let instant = |pos: usize| -> u64 {
         if use_time {
             ops[pos].time.unwrap_or(0)
@@ -258,7 +272,11 @@ fn realtime(txns: &Txns<'_>, timed: &[Option<Timed>], report: &mut Report) {
         .flatten()
         .filter(|t| txns.txns[t.txn as usize].outcome == Outcome::Ok)
         .collect();
-    let complete_of = |t: &Timed| txns.txns[t.txn as usize].complete.expect("ok has a completion");
+    let complete_of = |t: &Timed| {
+        txns.txns[t.txn as usize]
+            .complete
+            .expect("ok has a completion")
+    };
     let invoke_of = |t: &Timed| txns.txns[t.txn as usize].invoke;
     let mut by_completion = committed.clone();
     by_completion.sort_by_key(|t| (instant(complete_of(t)), complete_of(t)));
@@ -278,7 +296,8 @@ fn realtime(txns: &Txns<'_>, timed: &[Option<Timed>], report: &mut Report) {
         }
         let Some((p1, t1)) = latest else { continue };
         let p2 = t2.position(0);
-        let inverted = (p1.0, p1.1) > (p2.0, p2.1) || (p1.0 == p2.0 && p1.1 == p2.1 && !t2.read_only);
+        let inverted =
+            (p1.0, p1.1) > (p2.0, p2.1) || (p1.0 == p2.0 && p1.1 == p2.1 && !t2.read_only);
         if !inverted {
             continue;
         }
@@ -349,7 +368,11 @@ impl KeyWrites<'_> {
 }
 
 /// Replays committed transactions by timestamp; returns how many reads were checked.
-fn replay(txns: &Txns<'_>, timed: &[Option<Timed>], report: &mut Report) -> Result<usize, InputError> {
+fn replay(
+    txns: &Txns<'_>,
+    timed: &[Option<Timed>],
+    report: &mut Report,
+) -> Result<usize, InputError> {
     let mut keys: Vec<KeyWrites<'_>> = (0..txns.keys.len()).map(|_| KeyWrites::default()).collect();
     // Failed transactions' appends, to say who wrote an impossible element.
     let mut failed: FastMap<(u32, Atom<'_>), u32> = fast_map();
@@ -375,17 +398,27 @@ fn replay(txns: &Txns<'_>, timed: &[Option<Timed>], report: &mut Report) -> Resu
                     "op {}: micro-operation {m} {} key {}, which op {} {}; a key must be either a \
                      list (append) or a register (w)",
                     txns.txn_index(t),
-                    if mop.kind == MopKind::Append { "appends to" } else { "writes" },
+                    if mop.kind == MopKind::Append {
+                        "appends to"
+                    } else {
+                        "writes"
+                    },
                     show(txns.key(mop.key)),
                     txns.txn_index(o as usize),
-                    if mop.kind == MopKind::Append { "writes" } else { "appends to" },
+                    if mop.kind == MopKind::Append {
+                        "writes"
+                    } else {
+                        "appends to"
+                    },
                 )));
             }
             let Some(certainty) = certainty else {
                 failed.insert((mop.key, Atom::of(mop.value)), t as u32);
                 continue;
             };
-            let position = timed[t].as_ref().map_or((0, 0, 0), |tm| tm.position(txn.invoke));
+            let position = timed[t]
+                .as_ref()
+                .map_or((0, 0, 0), |tm| tm.position(txn.invoke));
             let write = Write {
                 position: (position.0, position.1, position.2 * 64 + m.min(63)),
                 txn: t as u32,
@@ -404,8 +437,16 @@ fn replay(txns: &Txns<'_>, timed: &[Option<Timed>], report: &mut Report) -> Resu
         for w in key.timeline.iter().chain(&key.anywhere) {
             match w.certainty {
                 Certainty::Definite => key.definite.push((w.position, w.value)),
-                Certainty::MaybeAt => key.optional.entry(Atom::of(w.value)).or_default().push(Some(w.position)),
-                Certainty::MaybeAnywhere => key.optional.entry(Atom::of(w.value)).or_default().push(None),
+                Certainty::MaybeAt => key
+                    .optional
+                    .entry(Atom::of(w.value))
+                    .or_default()
+                    .push(Some(w.position)),
+                Certainty::MaybeAnywhere => key
+                    .optional
+                    .entry(Atom::of(w.value))
+                    .or_default()
+                    .push(None),
             }
         }
         for pair in key.timeline.windows(2) {
@@ -459,11 +500,12 @@ fn replay(txns: &Txns<'_>, timed: &[Option<Timed>], report: &mut Report) -> Resu
             let mine: &[&Value] = slot.map_or(&[], |i| own[i].1.as_slice());
             let key = &keys[mop.key as usize];
             let cut = key.definite.partition_point(|(p, _)| *p < horizon);
-            let problem = if key.written.is_some() || (key.appended.is_none() && !mop.value.is_array()) {
-                check_register(key, cut, horizon, mine, mop.value)
-            } else {
-                check_list(key, cut, horizon, mine, mop.value)
-            };
+            let problem =
+                if key.written.is_some() || (key.appended.is_none() && !mop.value.is_array()) {
+                    check_register(key, cut, horizon, mine, mop.value)
+                } else {
+                    check_list(key, cut, horizon, mine, mop.value)
+                };
             if let Some(problem) = problem {
                 report.push("read", || {
                     let k = txns.key(mop.key);
@@ -592,23 +634,38 @@ fn describe(
     problem: &Problem<'_>,
     timed: &[Option<Timed>],
 ) -> String {
-    let writer = |e: &Value| key.timeline.iter().chain(&key.anywhere).find(|w| w.value == e);
-    let ts_of = |t: u32| timed[t as usize].as_ref().map_or("no timestamp".into(), |tm| format!("timestamp {}", tm.ts));
+    let writer = |e: &Value| {
+        key.timeline
+            .iter()
+            .chain(&key.anywhere)
+            .find(|w| w.value == e)
+    };
+    let ts_of = |t: u32| {
+        timed[t as usize]
+            .as_ref()
+            .map_or("no timestamp".into(), |tm| format!("timestamp {}", tm.ts))
+    };
     match problem.culprit {
         Culprit::Missing(e) => match writer(e) {
             Some(w) => format!(
                 "it is missing {}, which op {} wrote at {}, earlier in timestamp order",
-                show(e), txns.txn_index(w.txn as usize), ts_of(w.txn)
+                show(e),
+                txns.txn_index(w.txn as usize),
+                ts_of(w.txn)
             ),
             None => format!("it is missing {}", show(e)),
         },
         Culprit::Unexpected(e) => match (writer(e), failed.get(&(k, Atom::of(e)))) {
             (Some(w), _) => format!(
                 "it shows {}, which op {} wrote at {}, not earlier in timestamp order",
-                show(e), txns.txn_index(w.txn as usize), ts_of(w.txn)
+                show(e),
+                txns.txn_index(w.txn as usize),
+                ts_of(w.txn)
             ),
             (None, Some(&f)) => format!(
-                "it shows {}, written by op {}, which failed", show(e), txns.txn_index(f as usize)
+                "it shows {}, written by op {}, which failed",
+                show(e),
+                txns.txn_index(f as usize)
             ),
             (None, None) => format!("it shows {}, which no transaction wrote", show(e)),
         },

@@ -77,7 +77,14 @@ fn wrong_total_is_reported_with_the_offending_read() {
     assert!(text.contains("op 3 read balances {a: 30, b: 50} totalling 80, but every read must total 100 (lost 20)"), "{text}");
 
     // With a given total, even the first read is held to it.
-    let r = check(&h, &BankOptions { total: Some(80), ..BankOptions::default() }).unwrap();
+    let r = check(
+        &h,
+        &BankOptions {
+            total: Some(80),
+            ..BankOptions::default()
+        },
+    )
+    .unwrap();
     assert_eq!(r.error_counts["wrong-total"], 1);
     assert_eq!(r.errors["wrong-total"][0]["op"]["index"], 1);
 }
@@ -98,12 +105,28 @@ fn negative_balances_nil_balances_and_accounts() {
     };
     let r = check(&h, &opts).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
-    let text = |kind: &str| r.errors[kind][0]["explanation"].as_str().unwrap().to_string();
-    assert!(text("negative-value").contains("op 1 read account a with balance -10"), "{}", r.explain());
+    let text = |kind: &str| {
+        r.errors[kind][0]["explanation"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        text("negative-value").contains("op 1 read account a with balance -10"),
+        "{}",
+        r.explain()
+    );
     assert!(text("nil-balance").contains("op 3 read no balance (null) for account(s) a"));
     assert!(text("wrong-accounts").contains("unexpected [\"c\"]"));
     assert!(!r.errors.contains_key("wrong-total"));
-    let allowed = check(&h, &BankOptions { allow_negative: true, ..BankOptions::default() }).unwrap();
+    let allowed = check(
+        &h,
+        &BankOptions {
+            allow_negative: true,
+            ..BankOptions::default()
+        },
+    )
+    .unwrap();
     assert!(!allowed.errors.contains_key("negative-value"));
 }
 
@@ -111,14 +134,28 @@ fn negative_balances_nil_balances_and_accounts() {
 fn bad_input_names_the_op() {
     let h = history(&[(0, Invoke, "transfer", json!({"from": "a", "amount": 1}))]);
     let e = check(&h, &BankOptions::default()).unwrap_err();
-    assert!(e.message.starts_with("op 0: a transfer's value must be"), "{e}");
+    assert!(
+        e.message.starts_with("op 0: a transfer's value must be"),
+        "{e}"
+    );
     let h = history(&[(0, Invoke, "read", Value::Null), (0, Ok, "read", json!(7))]);
     let e = check(&h, &BankOptions::default()).unwrap_err();
-    assert!(e.message.starts_with("op 1: an ok read's value must be a map"), "{e}");
-    let h = history(&[(0, Invoke, "read", Value::Null), (0, Ok, "read", json!({"a": "lots"}))]);
+    assert!(
+        e.message
+            .starts_with("op 1: an ok read's value must be a map"),
+        "{e}"
+    );
+    let h = history(&[
+        (0, Invoke, "read", Value::Null),
+        (0, Ok, "read", json!({"a": "lots"})),
+    ]);
     let e = check(&h, &BankOptions::default()).unwrap_err();
     assert!(e.message.contains("balance must be an integer"), "{e}");
     let h = history(&[(0, Invoke, "withdraw", Value::Null)]);
     let e = check(&h, &BankOptions::default()).unwrap_err();
-    assert!(e.message.contains("expected `f` = \"transfer\" or \"read\""), "{e}");
+    assert!(
+        e.message
+            .contains("expected `f` = \"transfer\" or \"read\""),
+        "{e}"
+    );
 }

@@ -170,7 +170,9 @@ fn generate(rng: &mut ChaCha8Rng) -> (History, Vec<SimTxn>) {
     }
     let final_state = states.last().unwrap().clone();
     txns.push(SimTxn {
-        mops: (0..keys).map(|k| Mop::Read(k, Some(final_state[k].clone()))).collect(),
+        mops: (0..keys)
+            .map(|k| Mop::Read(k, Some(final_state[k].clone())))
+            .collect(),
         fate: Fate::Ok,
     });
     // Events: each transaction invoked at a random time and completed a little later, then the
@@ -202,7 +204,9 @@ fn generate(rng: &mut ChaCha8Rng) -> (History, Vec<SimTxn>) {
 /// Whether some order of the committed transactions, with any choice of which indeterminate
 /// ones took effect, explains every read of the committed ones.
 fn brute_force_serializable(txns: &[SimTxn], keys: usize) -> bool {
-    let candidates: Vec<usize> = (0..txns.len()).filter(|&t| txns[t].fate != Fate::Fail).collect();
+    let candidates: Vec<usize> = (0..txns.len())
+        .filter(|&t| txns[t].fate != Fate::Fail)
+        .collect();
     let infos: Vec<usize> = candidates
         .iter()
         .copied()

@@ -18,7 +18,11 @@ fn invocation(mops: &Value) -> Value {
         list.iter()
             .map(|m| {
                 let m = m.as_array().expect("[f k v]");
-                let v = if m[0] == "r" { Value::Null } else { m[2].clone() };
+                let v = if m[0] == "r" {
+                    Value::Null
+                } else {
+                    m[2].clone()
+                };
                 json!([m[0], m[1], v])
             })
             .collect(),
@@ -112,9 +116,15 @@ fn assert_contains(text: &str, phrases: &[&str]) {
 fn serial_history_is_valid() {
     let mut b = Builder::default();
     b.txn(0, json!([["append", "x", 1], ["r", "x", [1]]]))
-        .txn(1, json!([["r", "x", [1]], ["append", "y", 1], ["append", "x", 2]]))
+        .txn(
+            1,
+            json!([["r", "x", [1]], ["append", "y", 1], ["append", "x", 2]]),
+        )
         .txn(0, json!([["r", "y", [1]], ["r", "x", [1, 2]]]))
-        .txn(2, json!([["r", "z", []], ["append", "z", 5], ["r", "z", [5]]]));
+        .txn(
+            2,
+            json!([["r", "z", []], ["append", "z", 5], ["r", "z", [5]]]),
+        );
     let r = check(&b);
     assert_eq!(r.validity, Validity::Valid, "{}", r.explain());
     assert!(r.anomaly_types.is_empty());
@@ -154,7 +164,14 @@ fn g0_write_cycle() {
     assert_eq!(cycle_ops(g0), vec![2, 3]);
     assert_contains(
         explanation(g0),
-        &["appended 2 to x after", "'s append of 1", "appended 1 to y after", "'s append of 2", "a contradiction", "G0"],
+        &[
+            "appended 2 to x after",
+            "'s append of 1",
+            "appended 1 to y after",
+            "'s append of 2",
+            "a contradiction",
+            "G0",
+        ],
     );
     assert_eq!(r.not, vec!["read-uncommitted"]);
     assert!(r.also_not.contains(&"serializable".to_string()));
@@ -174,7 +191,14 @@ fn g1a_aborted_read() {
     let a = first(&r, "G1a");
     assert_eq!(a["op"]["index"], 3);
     assert_eq!(a["writer"]["index"], 1);
-    assert_contains(explanation(a), &["op 3 read x = [1]", "appended by op 1, which failed", "aborted read"]);
+    assert_contains(
+        explanation(a),
+        &[
+            "op 3 read x = [1]",
+            "appended by op 1, which failed",
+            "aborted read",
+        ],
+    );
     assert_eq!(r.not, vec!["read-committed"]);
 }
 
@@ -185,10 +209,21 @@ fn g1b_intermediate_read() {
         .txn(1, json!([["r", "x", [1]]]))
         .txn(1, json!([["r", "x", [1, 2]]]));
     let r = check(&b);
-    assert!(r.anomaly_types.contains(&"G1b".to_string()), "{}", r.explain());
+    assert!(
+        r.anomaly_types.contains(&"G1b".to_string()),
+        "{}",
+        r.explain()
+    );
     let a = first(&r, "G1b");
     assert_eq!(a["op"]["index"], 3);
-    assert_contains(explanation(a), &["op 3 read x = [1]", "op 1 appended 2 to x after 1", "intermediate read"]);
+    assert_contains(
+        explanation(a),
+        &[
+            "op 3 read x = [1]",
+            "op 1 appended 2 to x after 1",
+            "intermediate read",
+        ],
+    );
     assert!(r.not.contains(&"read-committed".to_string()));
 }
 
@@ -205,7 +240,12 @@ fn g1c_circular_information_flow() {
     assert_eq!(cycle_ops(a), vec![2, 3]);
     assert_contains(
         explanation(a),
-        &["read x = [1], which includes", "'s append of 1", "read y = [1], which includes", "circular information flow"],
+        &[
+            "read x = [1], which includes",
+            "'s append of 1",
+            "read y = [1], which includes",
+            "circular information flow",
+        ],
     );
     assert_eq!(r.not, vec!["read-committed"]);
 }
@@ -224,11 +264,21 @@ fn g_single_read_skew() {
     assert_eq!(cycle_ops(a), vec![2, 3]);
     assert_contains(
         explanation(a),
-        &["read y = [1], which includes", "read the initial (empty) state of x, which does not include", "'s append of 1", "exactly one read-write anti-dependency"],
+        &[
+            "read y = [1], which includes",
+            "read the initial (empty) state of x, which does not include",
+            "'s append of 1",
+            "exactly one read-write anti-dependency",
+        ],
     );
     assert_eq!(r.not, vec!["consistent-view", "repeatable-read"]);
     assert!(r.also_not.contains(&"snapshot-isolation".to_string()));
-    let kinds: Vec<&str> = a["steps"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = a["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.iter().filter(|k| **k == "rw").count(), 1);
 }
 
@@ -246,11 +296,18 @@ fn g2_item_write_skew_and_serializable_models() {
     assert_eq!(cycle_ops(a), vec![2, 3]);
     assert_contains(
         explanation(a),
-        &["read the initial (empty) state of x, which does not include", "read the initial (empty) state of y", "two or more read-write anti-dependencies"],
+        &[
+            "read the initial (empty) state of x, which does not include",
+            "read the initial (empty) state of y",
+            "two or more read-write anti-dependencies",
+        ],
     );
     assert_eq!(r.not, vec!["repeatable-read"]);
     assert!(r.also_not.contains(&"serializable".to_string()));
-    assert!(!r.also_not.contains(&"snapshot-isolation".to_string()), "write skew is allowed by SI");
+    assert!(
+        !r.also_not.contains(&"snapshot-isolation".to_string()),
+        "write skew is allowed by SI"
+    );
     // Snapshot isolation allows write skew: valid under SI, invalid under serializability.
     let si = check_list_append(&b.history(), &Options::models(&["snapshot-isolation"])).unwrap();
     assert_eq!(si.validity, Validity::Valid, "{}", si.explain());
@@ -265,12 +322,22 @@ fn g_single_realtime_stale_read() {
         .txn(1, json!([["r", "x", []]]))
         .txn(2, json!([["r", "x", [1]]]));
     let r = check(&b);
-    assert_eq!(r.anomaly_types, vec!["G-single-realtime"], "{}", r.explain());
+    assert_eq!(
+        r.anomaly_types,
+        vec!["G-single-realtime"],
+        "{}",
+        r.explain()
+    );
     let a = first(&r, "G-single-realtime");
     assert_eq!(cycle_ops(a), vec![1, 3]);
     assert_contains(
         explanation(a),
-        &["completed (op 1, at 0.002000 s) before", "was invoked (op 2, at 0.003000 s)", "read the initial (empty) state of x", "real-time order"],
+        &[
+            "completed (op 1, at 0.002000 s) before",
+            "was invoked (op 2, at 0.003000 s)",
+            "read the initial (empty) state of x",
+            "real-time order",
+        ],
     );
     assert_eq!(r.not, vec!["strong-snapshot-isolation"]);
     assert_eq!(r.also_not, vec!["strict-serializable"]);
@@ -289,7 +356,13 @@ fn g_single_process_stale_read_in_one_session() {
     let r = check(&b);
     assert_eq!(r.anomaly_types, vec!["G-single-process"], "{}", r.explain());
     let a = first(&r, "G-single-process");
-    assert_contains(explanation(a), &["process 0 executed T", "read the initial (empty) state of x"]);
+    assert_contains(
+        explanation(a),
+        &[
+            "process 0 executed T",
+            "read the initial (empty) state of x",
+        ],
+    );
     assert_eq!(r.not, vec!["strong-session-snapshot-isolation"]);
 }
 
@@ -302,17 +375,24 @@ fn g0_realtime_and_g1c_realtime() {
         .txn(2, json!([["r", "x", [2, 1]]]));
     let r = check(&b);
     assert_eq!(r.anomaly_types, vec!["G0-realtime"], "{}", r.explain());
-    assert_contains(explanation(first(&r, "G0-realtime")), &["appended 1 to x after", "completed (op 1"]);
+    assert_contains(
+        explanation(first(&r, "G0-realtime")),
+        &["appended 1 to x after", "completed (op 1"],
+    );
     assert_eq!(r.not, vec!["strong-read-uncommitted"]);
 
     // T1 read T2's append, but T2 began after T1 finished.
     let mut b = Builder::default();
-    b.txn(0, json!([["r", "y", [1]]])).txn(1, json!([["append", "y", 1]]));
+    b.txn(0, json!([["r", "y", [1]]]))
+        .txn(1, json!([["append", "y", 1]]));
     let r = check(&b);
     assert_eq!(r.anomaly_types, vec!["G1c-realtime"], "{}", r.explain());
     assert_contains(
         explanation(first(&r, "G1c-realtime")),
-        &["T1 < T2, because T1 completed", "read y = [1], which includes"],
+        &[
+            "T1 < T2, because T1 completed",
+            "read y = [1], which includes",
+        ],
     );
     assert_eq!(r.not, vec!["strong-read-committed"]);
 }
@@ -326,11 +406,23 @@ fn internal_inconsistency() {
         .txn(2, json!([["append", "y", 4]]));
     let r = check_list_append(&b.history(), &Options::models(&["serializable"])).unwrap();
     // The second read also makes a G-single with T3 (T1 both saw and missed its append).
-    assert_eq!(r.anomaly_types, vec!["G-single", "internal"], "{}", r.explain());
+    assert_eq!(
+        r.anomaly_types,
+        vec!["G-single", "internal"],
+        "{}",
+        r.explain()
+    );
     assert_eq!(r.anomaly_counts["internal"], 2);
     let a = first(&r, "internal");
     assert_eq!(a["expected"], json!(["...", 1]));
-    assert_contains(explanation(a), &["op 1 read x = []", "its own earlier reads and appends", "imply"]);
+    assert_contains(
+        explanation(a),
+        &[
+            "op 1 read x = []",
+            "its own earlier reads and appends",
+            "imply",
+        ],
+    );
     assert!(r.not.contains(&"read-atomic".to_string()));
 }
 
@@ -343,10 +435,20 @@ fn incompatible_order() {
         .txn(3, json!([["r", "x", [2, 1, 3]]]))
         .txn(4, json!([["append", "x", 3]]));
     let r = check(&b);
-    assert!(r.anomaly_types.contains(&"incompatible-order".to_string()), "{}", r.explain());
+    assert!(
+        r.anomaly_types.contains(&"incompatible-order".to_string()),
+        "{}",
+        r.explain()
+    );
     let a = first(&r, "incompatible-order");
     assert_eq!(a["values"], json!([[1, 2], [2, 1, 3]]));
-    assert_contains(explanation(a), &["x was read as [1 2] (op 5) and as [2 1 3] (op 7)", "not a prefix"]);
+    assert_contains(
+        explanation(a),
+        &[
+            "x was read as [1 2] (op 5) and as [2 1 3] (op 7)",
+            "not a prefix",
+        ],
+    );
     assert!(r.not.contains(&"read-committed".to_string()));
 }
 
@@ -357,7 +459,11 @@ fn duplicate_elements_and_garbage_reads() {
         .txn(1, json!([["r", "x", [1, 1]]]))
         .txn(2, json!([["r", "y", [9]]]));
     let r = check(&b);
-    assert!(r.anomaly_types.contains(&"duplicate-elements".to_string()), "{}", r.explain());
+    assert!(
+        r.anomaly_types.contains(&"duplicate-elements".to_string()),
+        "{}",
+        r.explain()
+    );
     assert!(r.anomaly_types.contains(&"garbage-read".to_string()));
     let d = first(&r, "duplicate-elements");
     assert_eq!(d["duplicates"], json!({"1": 2}));
@@ -372,8 +478,15 @@ fn future_read_and_lost_update() {
     let mut b = Builder::default();
     b.txn(0, json!([["r", "z", [7]], ["append", "z", 7]]));
     let r = check(&b);
-    assert!(r.anomaly_types.contains(&"future-read".to_string()), "{}", r.explain());
-    assert_contains(explanation(first(&r, "future-read")), &["before appending 7 itself"]);
+    assert!(
+        r.anomaly_types.contains(&"future-read".to_string()),
+        "{}",
+        r.explain()
+    );
+    assert_contains(
+        explanation(first(&r, "future-read")),
+        &["before appending 7 itself"],
+    );
 
     let mut b = Builder::default();
     b.invoke(0, json!([["r", "x", []], ["append", "x", 1]]))
@@ -382,11 +495,18 @@ fn future_read_and_lost_update() {
         .ok(1, json!([["r", "x", []], ["append", "x", 2]]))
         .txn(2, json!([["r", "x", [1, 2]]]));
     let r = check(&b);
-    assert!(r.anomaly_types.contains(&"lost-update".to_string()), "{}", r.explain());
+    assert!(
+        r.anomaly_types.contains(&"lost-update".to_string()),
+        "{}",
+        r.explain()
+    );
     assert!(r.anomaly_types.contains(&"G-single".to_string()));
     let a = first(&r, "lost-update");
     assert_eq!(a["txns"].as_array().unwrap().len(), 2);
-    assert_contains(explanation(a), &["op 2, op 3 all read x = []", "lost update"]);
+    assert_contains(
+        explanation(a),
+        &["op 2, op 3 all read x = []", "lost update"],
+    );
 }
 
 #[test]
@@ -403,7 +523,11 @@ fn unobserved_appends_still_order_after_observed_ones() {
     assert_eq!(r.anomaly_types, vec!["G-single"], "{}", r.explain());
     assert_contains(
         explanation(first(&r, "G-single")),
-        &["read x = [1], which does not include", "append of 2", "read y = [5], which includes"],
+        &[
+            "read x = [1], which does not include",
+            "append of 2",
+            "read y = [5], which includes",
+        ],
     );
 }
 
@@ -418,7 +542,8 @@ fn empty_history_is_unknown() {
 #[test]
 fn bad_input_names_the_op() {
     let mut b = Builder::default();
-    b.txn(0, json!([["append", "x", 1]])).txn(1, json!([["append", "x", 1]]));
+    b.txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["append", "x", 1]]));
     let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
     assert!(e.message.starts_with("op 3:"), "{e}");
     assert!(e.message.contains("which op 1 also appended"), "{e}");
@@ -426,15 +551,23 @@ fn bad_input_names_the_op() {
     let mut b = Builder::default();
     b.txn(0, json!([["w", "x", 1]]));
     let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
-    assert!(e.message.contains("op 1: micro-operation 0 is a `w`"), "{e}");
+    assert!(
+        e.message.contains("op 1: micro-operation 0 is a `w`"),
+        "{e}"
+    );
 
     let mut b = Builder::default();
     b.event(0, OpType::Invoke, json!([["append", "x"]]));
     let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
-    assert!(e.message.contains("op 0: micro-operation 0 must be [f, key, value]"), "{e}");
+    assert!(
+        e.message
+            .contains("op 0: micro-operation 0 must be [f, key, value]"),
+        "{e}"
+    );
 
     let mut b = Builder::default();
-    b.invoke(0, json!([["r", "x", null]])).ok(0, json!([["r", "x", 3]]));
+    b.invoke(0, json!([["r", "x", null]]))
+        .ok(0, json!([["r", "x", 3]]));
     let e = check_list_append(&b.history(), &Options::default()).unwrap_err();
     assert!(e.message.contains("expected a list"), "{e}");
 

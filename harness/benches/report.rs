@@ -31,13 +31,20 @@ fn main() {
         println!("{name:>28} {:>9.0} {:>9.0} {:>9.0}", times[0], times[2], times[4]);
     }
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    let data_start = html.find("id=\"timeline-data\">").unwrap_or(0);
-    let data_len = html[data_start..].find("</script>").unwrap_or(0);
+    let part = |open: &str, close: &str| {
+        html.find(open)
+            .map_or(0, |at| html[at..].find(close).unwrap_or(0)) as f64
+            / 1e6
+    };
     println!(
-        "report.html: {:.2} MB (timeline data {:.2} MB); counterexample drawn: {}",
+        "report.html: {:.2} MB: timeline data {:.2} MB, latency {:.2} MB, throughput {:.2} MB, \
+         counterexample {:.2} MB, messages {:.2} MB",
         html.len() as f64 / 1e6,
-        data_len as f64 / 1e6,
-        html.contains("id=\"counterexample\"")
+        part("id=\"timeline-data\">", "</script>"),
+        part("<svg class=\"plot latency\"", "</svg>"),
+        part("<svg class=\"plot throughput\"", "</svg>"),
+        part("<section id=\"counterexample\"", "</section>"),
+        part("<svg class=\"messages\"", "</svg>"),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

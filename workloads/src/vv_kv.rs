@@ -3,10 +3,10 @@
 //! replaces exactly the siblings they read; sometimes they write blind, without a context, which
 //! adds a sibling. Checked by the version-vector checker.
 //!
-//! Sessions: each process remembers, per key, the context of its last read. Its next write of
-//! the key carries that context (once: then it reads again), and its reads carry it as `after`,
-//! the context the store's answer must cover, so a process never reads less than it already
-//! saw. History values follow the conventions: a write is `[key, {"value": v, "context": C}]`,
+//! Sessions: each process remembers, per key, the context of its last read. Usually its next
+//! operation writes that key with that context (read-modify-write; a context is used once), and
+//! its reads carry the context as `after`, which the store's answer must cover, so a process
+//! never reads less than it already saw. History values follow the conventions: a write is `[key, {"value": v, "context": C}]`,
 //! a read completes as `[key, {"siblings": [...], "context": C}]` and is invoked as
 //! `[key, null]`, `[key, {"after": C}]`, or for the final reads `[key, {"node": "n3"}]`.
 //!
@@ -29,20 +29,15 @@ use std::collections::BTreeMap;
 pub const VALUES_PER_PROCESS: u64 = 1_000_000;
 /// Share of operations (in %) that are blind writes, without a context.
 const BLIND_WRITE_PERCENT: u32 = 10;
-/// Share (in %) of writes with the session's context, when the session has an unused one.
-const CONTEXT_WRITE_PERCENT: u32 = 50;
-
-/// What a process last read of a key.
-#[derive(Debug, Clone)]
-struct Session {
-    context: Value,
-    /// Whether a write has used this context yet (a context replaces what it saw once).
-    used: bool,
-}
+/// Share (in %) of operations that write back what the process just read, when it has read.
+const CONTEXT_WRITE_PERCENT: u32 = 60;
 
 pub struct VvKv {
     opts: WorkloadOptions,
-    sessions: BTreeMap<(u64, u64), Session>,
+    /// (process, key) → the context of the process's last read of the key.
+    sessions: BTreeMap<(u64, u64), Value>,
+    /// process → the key of its last read, while no write has used that read's context.
+    unwritten: BTreeMap<u64, u64>,
     writes_by_process: BTreeMap<u64, u64>,
 }
 
@@ -51,6 +46,7 @@ impl VvKv {
         VvKv {
             opts,
             sessions: BTreeMap::new(),
+            unwritten: BTreeMap::new(),
             writes_by_process: BTreeMap::new(),
         }
     }
@@ -88,24 +84,26 @@ impl Workload for VvKv {
     fn next_invocation_for(&mut self, process: u64, rng: &mut ChaCha8Rng) -> Invocation {
         let key = rng.random_range(0..self.opts.keys.max(1) as u64);
         let roll = rng.random_range(0..100u32);
-        let session = self.sessions.get_mut(&(process, key));
         if roll < BLIND_WRITE_PERCENT {
             return self.write(process, key, Value::Null);
         }
-        match session {
-            Some(s) if !s.used && roll < BLIND_WRITE_PERCENT + CONTEXT_WRITE_PERCENT => {
-                s.used = true;
-                let context = s.context.clone();
-                self.write(process, key, context)
-            }
-            Some(s) => Invocation {
-                f: "read".into(),
-                value: json!([key, {"after": s.context}]),
-            },
-            None => Invocation {
-                f: "read".into(),
-                value: json!([key, null]),
-            },
+        if roll < BLIND_WRITE_PERCENT + CONTEXT_WRITE_PERCENT
+            && let Some(read_key) = self.unwritten.remove(&process)
+        {
+            let context = self
+                .sessions
+                .get(&(process, read_key))
+                .cloned()
+                .unwrap_or(Value::Null);
+            return self.write(process, read_key, context);
+        }
+        let value = match self.sessions.get(&(process, key)) {
+            Some(context) => json!([key, {"after": context}]),
+            None => json!([key, null]),
+        };
+        Invocation {
+            f: "read".into(),
+            value,
         }
     }
 
@@ -166,13 +164,8 @@ impl Workload for VvKv {
         ) else {
             return;
         };
-        self.sessions.insert(
-            (process, key),
-            Session {
-                context: context.clone(),
-                used: false,
-            },
-        );
+        self.sessions.insert((process, key), context.clone());
+        self.unwritten.insert(process, key);
     }
 
     fn final_invocations(&self) -> Vec<Invocation> {
@@ -247,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn a_process_writes_with_the_context_it_read_once_then_reads_after_it() {
+    fn a_process_writes_back_what_it_read_once_then_reads_after_it() {
         let mut w = vv_kv();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let first = w.next_invocation_for(3, &mut rng);

@@ -61,14 +61,13 @@ pub fn list_append(txns: &Txns<'_>, index: &ListIndex<'_>, sink: &mut Sink) {
     for (k, key) in index.keys.iter().enumerate() {
         per_key(txns, index, k as KeyId, key, sink);
     }
-    let mut lost: FastMap<(KeyId, i64), (Vec<u32>, &Value)> = fast_map();
+    let mut lost: LostUpdates<'_> = fast_map();
     for (t, txn) in txns.txns.iter().enumerate() {
         if txn.outcome == Outcome::Ok {
             per_txn(txns, index, t as u32, sink, &mut lost);
         }
     }
-    let mut lost: Vec<((KeyId, i64), (Vec<u32>, &Value))> =
-        lost.into_iter().filter(|(_, (t, _))| t.len() > 1).collect();
+    let mut lost: Vec<_> = lost.into_iter().filter(|(_, (t, _))| t.len() > 1).collect();
     lost.sort_unstable_by_key(|(group, _)| *group);
     for ((k, _), (writers, value)) in lost {
         sink.push("lost-update", || {
@@ -97,8 +96,8 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
     // every compatible read at least that long shows it too.
     let mut first_failed: Option<usize> = None;
     let mut first_garbage: Option<usize> = None;
-    for (i, element) in key.longest.iter().enumerate() {
-        match index.writer(k, element) {
+    for i in 0..key.longest.len() {
+        match index.longest_writer(k, i) {
             None => {
                 first_garbage.get_or_insert(i);
             }
@@ -113,16 +112,18 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
     }
     let mut first_incompatible: Option<ReadRef> = None;
     let mut incompatible = 0usize;
-    for &(read, observed) in &key.reads {
-        let value = txns.txns[read.txn as usize].mops[read.mop as usize].value;
-        let list: &[Value] = value.as_array().map_or(&[], Vec::as_slice);
+    for &(read, list, observed) in &key.reads {
+        // The read's value, for reports only.
+        let value = || txns.txns[read.txn as usize].mops[read.mop as usize].value;
         let compatible = !matches!(observed, Observed::Incompatible(_));
         if !compatible {
             incompatible += 1;
             first_incompatible.get_or_insert(read);
         }
         let failed = if compatible {
-            first_failed.filter(|&i| i < list.len()).map(|i| &key.longest[i])
+            first_failed
+                .filter(|&i| i < list.len())
+                .map(|i| &key.longest[i])
         } else {
             list.iter().find(|e| {
                 index
@@ -131,7 +132,9 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
             })
         };
         if let Some(element) = failed {
-            let writer = index.writer(k, element).expect("failed elements have writers");
+            let writer = index
+                .writer(k, element)
+                .expect("failed elements have writers");
             sink.push("G1a", || {
                 json!({
                     "op": op_json(txns, read.txn),
@@ -142,14 +145,16 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
                     "explanation": format!(
                         "op {} read {} = {}, which includes {}, appended by op {}, which failed: \
                          an aborted read",
-                        txns.txn_index(read.txn as usize), show(key_value), show(value),
+                        txns.txn_index(read.txn as usize), show(key_value), show(value()),
                         show(element), txns.txn_index(writer.txn as usize)
                     ),
                 })
             });
         }
         let garbage = if compatible {
-            first_garbage.filter(|&i| i < list.len()).map(|i| &key.longest[i])
+            first_garbage
+                .filter(|&i| i < list.len())
+                .map(|i| &key.longest[i])
         } else {
             list.iter().find(|e| index.writer(k, e).is_none())
         };
@@ -162,7 +167,7 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
                     "element": element,
                     "explanation": format!(
                         "op {} read {} = {}, but no transaction ever appended {} to {}",
-                        txns.txn_index(read.txn as usize), show(key_value), show(value),
+                        txns.txn_index(read.txn as usize), show(key_value), show(value()),
                         show(element), show(key_value)
                     ),
                 })
@@ -194,7 +199,7 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
                     "explanation": format!(
                         "op {} read {} = {}, which holds {} more than once, but every value is \
                          appended once",
-                        txns.txn_index(read.txn as usize), show(key_value), show(value),
+                        txns.txn_index(read.txn as usize), show(key_value), show(value()),
                         names.join(", ")
                     ),
                 })
@@ -202,8 +207,13 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
         }
         // G1b: the read ends with an element its writer later followed with another append to
         // the same key in the same transaction.
+        let last_writer = match (compatible, list.len()) {
+            (_, 0) => None,
+            (true, n) => index.longest_writer(k, n - 1),
+            (false, n) => index.writer(k, &list[n - 1]),
+        };
         if let Some(last) = list.last()
-            && let Some(writer) = index.writer(k, last)
+            && let Some(writer) = last_writer
             && writer.intermediate
             && writer.txn != read.txn
             && txns.txns[writer.txn as usize].outcome != Outcome::Fail
@@ -223,7 +233,7 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
                     "explanation": format!(
                         "op {} read {} = {}, ending with {}, but op {} appended {} to {} after {} \
                          in the same transaction: an intermediate read",
-                        txns.txn_index(read.txn as usize), show(key_value), show(value), show(last),
+                        txns.txn_index(read.txn as usize), show(key_value), show(value()), show(last),
                         txns.txn_index(writer.txn as usize), later.join(" and "), show(key_value),
                         show(last)
                     ),
@@ -252,6 +262,13 @@ fn per_key(txns: &Txns<'_>, index: &ListIndex<'_>, k: KeyId, key: &KeyOrder<'_>,
     }
 }
 
+/// A key's first micro-operation in a transaction: the version it read (when it was a read in
+/// the version order) and whether a later append already counted it towards lost updates.
+type FirstTouch<'h> = (KeyId, Option<(i64, &'h Value)>, bool);
+
+/// Transactions that read a version of a key and then appended to it, by (key, version).
+type LostUpdates<'h> = FastMap<(KeyId, i64), (Vec<u32>, &'h Value)>;
+
 /// What a transaction expects a key to hold, given its own earlier reads and appends.
 enum Expect<'h> {
     /// The whole list: a read, then the transaction's appends since.
@@ -266,7 +283,10 @@ impl Expect<'_> {
             Expect::Known(base, appended) => {
                 list.len() == base.len() + appended.len()
                     && &list[..base.len()] == *base
-                    && list[base.len()..].iter().zip(appended).all(|(a, b)| a == *b)
+                    && list[base.len()..]
+                        .iter()
+                        .zip(appended)
+                        .all(|(a, b)| a == *b)
             }
             Expect::Suffix(appended) => {
                 list.len() >= appended.len()
@@ -300,13 +320,13 @@ fn per_txn<'h>(
     index: &ListIndex<'h>,
     t: u32,
     sink: &mut Sink,
-    lost: &mut FastMap<(KeyId, i64), (Vec<u32>, &'h Value)>,
+    lost: &mut LostUpdates<'h>,
 ) {
     let txn = &txns.txns[t as usize];
     let mut expected: Vec<(KeyId, Expect<'_>)> = Vec::new();
     // Keys whose first micro-operation was a read, with the version it observed, until the
     // transaction appends to them (then they count towards lost updates).
-    let mut first_touch: Vec<(KeyId, Option<(i64, &Value)>, bool)> = Vec::new();
+    let mut first_touch: Vec<FirstTouch<'_>> = Vec::new();
     for (m, mop) in txn.mops.iter().enumerate() {
         let slot = expected.iter().position(|(k, _)| *k == mop.key);
         let touched = first_touch.iter().position(|(k, _, _)| *k == mop.key);
@@ -326,17 +346,31 @@ fn per_txn<'h>(
                         if let Some((v, value)) = *version
                             && !*counted
                         {
-                            lost.entry((*k, v)).or_insert_with(|| (Vec::new(), value)).0.push(t);
+                            lost.entry((*k, v))
+                                .or_insert_with(|| (Vec::new(), value))
+                                .0
+                                .push(t);
                             *counted = true;
                         }
                     }
                     None => first_touch.push((mop.key, None, true)),
                 }
-                // A read earlier in this transaction that already showed this element.
-                let future = txn.mops[..m].iter().enumerate().find(|(_, r)| {
-                    r.kind == MopKind::Read
-                        && r.key == mop.key
-                        && r.value.as_array().is_some_and(|l| l.contains(mop.value))
+                // A read earlier in this transaction that already showed this element. For a read
+                // in the version order, the element's position says so without a scan.
+                let order = &index.keys[mop.key as usize];
+                let position = order.positions.get(&Atom::of(mop.value)).copied();
+                let future = txn.mops[..m].iter().enumerate().find(|(r, read)| {
+                    if read.kind != MopKind::Read || read.key != mop.key {
+                        return false;
+                    }
+                    match index.observed(t, *r as u32) {
+                        None => false,
+                        Some(Observed::Initial) => false,
+                        Some(Observed::Version(v)) => position.is_some_and(|p| p <= v),
+                        Some(Observed::Incompatible(_)) => {
+                            read.value.as_array().is_some_and(|l| l.contains(mop.value))
+                        }
+                    }
                 });
                 if let Some((r, _)) = future {
                     sink.push("future-read", || {
@@ -360,9 +394,9 @@ fn per_txn<'h>(
                 };
                 if touched.is_none() {
                     // Only reads in the version order group reliably.
-                    let version = match index.keys[mop.key as usize].observe(list) {
-                        Observed::Incompatible(_) => None,
-                        seen => seen.position().map(|p| (p, mop.value)),
+                    let version = match index.observed(t, m as u32) {
+                        Some(Observed::Incompatible(_)) | None => None,
+                        Some(seen) => seen.position().map(|p| (p, mop.value)),
                     };
                     first_touch.push((mop.key, version, false));
                 }

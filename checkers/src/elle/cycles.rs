@@ -64,7 +64,11 @@ pub struct SccFindings {
     pub timed_out: Vec<String>,
 }
 
-const LEVELS: [(u8, &str); 3] = [(0, ""), (PROCESS, "-process"), (PROCESS | REALTIME, "-realtime")];
+const LEVELS: [(u8, &str); 3] = [
+    (0, ""),
+    (PROCESS, "-process"),
+    (PROCESS | REALTIME, "-realtime"),
+];
 
 const CLASSES: [(&str, u8, Rule); 5] = [
     ("G0", WW, Rule::NoRw),
@@ -118,7 +122,8 @@ pub fn search_scc(
         }
         if ran_out && !level_accounted {
             let components = local.cyclic_components(level_mask);
-            let result = bfs.shortest_cycle(&local, &components, WW | WR | extra, Rule::Any, u64::MAX);
+            let result =
+                bfs.shortest_cycle(&local, &components, WW | WR | extra, Rule::Any, u64::MAX);
             if let Some(steps) = result.steps {
                 record(&mut findings, &mut found, nodes, steps);
             }
@@ -151,8 +156,8 @@ fn record(findings: &mut SccFindings, found: &mut Vec<String>, nodes: &[u32], st
 pub fn classify(steps: &[Step]) -> String {
     let count = |rel: u8| steps.iter().filter(|s| s.rel == rel).count();
     let rw = count(RW);
-    let adjacent_rw = (0..steps.len())
-        .any(|i| steps[i].rel == RW && steps[(i + 1) % steps.len()].rel == RW);
+    let adjacent_rw =
+        (0..steps.len()).any(|i| steps[i].rel == RW && steps[(i + 1) % steps.len()].rel == RW);
     let base = match rw {
         1 => "G-single",
         n if n >= 2 && adjacent_rw => "G2-item",
@@ -244,7 +249,7 @@ impl Bfs {
             if limit <= 2 {
                 break;
             }
-            match self.from_start(graph, &in_component, start, free, rule, limit, &mut left) {
+            match self.search_from(graph, &in_component, start, free, rule, limit, &mut left) {
                 Search::Found(steps) => best = Some(steps),
                 Search::None => {}
                 Search::RanOut => {
@@ -262,7 +267,7 @@ impl Bfs {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn from_start(
+    fn search_from(
         &mut self,
         graph: &DepGraph,
         in_component: &[u32],
@@ -343,7 +348,8 @@ impl Bfs {
             to,
             rel: closing,
         }];
-        while slot / STATES as u32 != start || slot % STATES as u32 != 0 {
+        let start_slot = start * STATES as u32;
+        while slot != start_slot {
             let (prev, rel) = self.parent[slot as usize];
             steps.push(Step {
                 from: prev / STATES as u32,

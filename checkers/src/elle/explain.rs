@@ -16,17 +16,39 @@ pub struct Reason {
 
 /// Explains data dependencies (ww, wr, rw) between two transactions.
 pub trait DataExplainer {
-    fn explain(&self, txns: &Txns<'_>, a: u32, b: u32, rel: u8, names: (&str, &str)) -> Option<Reason>;
+    fn explain(
+        &self,
+        txns: &Txns<'_>,
+        a: u32,
+        b: u32,
+        rel: u8,
+        names: (&str, &str),
+    ) -> Option<Reason>;
 }
 
 fn fields(pairs: &[(&str, Value)]) -> Map<String, Value> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 impl DataExplainer for ListIndex<'_> {
-    fn explain(&self, txns: &Txns<'_>, a: u32, b: u32, rel: u8, (na, nb): (&str, &str)) -> Option<Reason> {
+    fn explain(
+        &self,
+        txns: &Txns<'_>,
+        a: u32,
+        b: u32,
+        rel: u8,
+        (na, nb): (&str, &str),
+    ) -> Option<Reason> {
         let writer_of = |k: u32, v: usize| -> Option<u32> {
-            self.keys[k as usize].version_writers.get(v).copied().flatten().map(|w| w.txn)
+            self.keys[k as usize]
+                .version_writers
+                .get(v)
+                .copied()
+                .flatten()
+                .map(|w| w.txn)
         };
         match rel {
             WW => txns.txns[b as usize].mops.iter().find_map(|mop| {
@@ -44,7 +66,9 @@ impl DataExplainer for ListIndex<'_> {
                     let before = key.versions[prev];
                     let mut clause = format!(
                         "{nb} appended {} to {} after {na}'s append of {}",
-                        show(mop.value), show(k), show(before)
+                        show(mop.value),
+                        show(k),
+                        show(before)
                     );
                     if unobserved {
                         clause.push_str(&format!(
@@ -53,7 +77,11 @@ impl DataExplainer for ListIndex<'_> {
                         ));
                     }
                     Reason {
-                        fields: fields(&[("key", k.clone()), ("value", before.clone()), ("value'", mop.value.clone())]),
+                        fields: fields(&[
+                            ("key", k.clone()),
+                            ("value", before.clone()),
+                            ("value'", mop.value.clone()),
+                        ]),
                         clause,
                     }
                 })
@@ -66,10 +94,16 @@ impl DataExplainer for ListIndex<'_> {
                     let k = txns.key(mop.key);
                     let element = key.versions[pos];
                     Reason {
-                        fields: fields(&[("key", k.clone()), ("value", mop.value.clone()), ("element", element.clone())]),
+                        fields: fields(&[
+                            ("key", k.clone()),
+                            ("value", mop.value.clone()),
+                            ("element", element.clone()),
+                        ]),
                         clause: format!(
                             "{nb} read {} = {}, which includes {na}'s append of {}",
-                            show(k), show(mop.value), show(element)
+                            show(k),
+                            show(mop.value),
+                            show(element)
                         ),
                     }
                 })
@@ -92,8 +126,15 @@ impl DataExplainer for ListIndex<'_> {
                     format!("{na} read {} = {}", show(k), show(mop.value))
                 };
                 Some(Reason {
-                    fields: fields(&[("key", k.clone()), ("value", mop.value.clone()), ("element", element.clone())]),
-                    clause: format!("{what}, which does not include {nb}'s append of {}", show(element)),
+                    fields: fields(&[
+                        ("key", k.clone()),
+                        ("value", mop.value.clone()),
+                        ("element", element.clone()),
+                    ]),
+                    clause: format!(
+                        "{what}, which does not include {nb}'s append of {}",
+                        show(element)
+                    ),
                 })
             }),
             _ => None,
@@ -139,7 +180,10 @@ fn explain_step(
     });
     let mut object = Map::new();
     object.insert("type".into(), Value::from(rel_name(step.rel)));
-    object.insert("from".into(), Value::from(txns.txn_index(step.from as usize)));
+    object.insert(
+        "from".into(),
+        Value::from(txns.txn_index(step.from as usize)),
+    );
     object.insert("to".into(), Value::from(txns.txn_index(step.to as usize)));
     object.extend(reason.fields);
     let sentence = format!("{na} < {nb}, because {}", reason.clause);
@@ -150,9 +194,15 @@ fn explain_step(
 /// What each class of cycle means.
 pub fn describe_class(name: &str) -> String {
     let (base, suffix) = match name.strip_suffix("-realtime") {
-        Some(base) => (base, "; it needs real-time order, so it rules out strict serializability"),
+        Some(base) => (
+            base,
+            "; it needs real-time order, so it rules out strict serializability",
+        ),
         None => match name.strip_suffix("-process") {
-            Some(base) => (base, "; it needs the order of operations within a process, so it rules out strong session guarantees"),
+            Some(base) => (
+                base,
+                "; it needs the order of operations within a process, so it rules out strong session guarantees",
+            ),
             None => (name, ""),
         },
     };
@@ -160,15 +210,24 @@ pub fn describe_class(name: &str) -> String {
         "G0" => "a cycle of write-write dependencies alone (dirty writes)",
         "G1c" => "a cycle of write-write and write-read dependencies (circular information flow)",
         "G-single" => "a cycle with exactly one read-write anti-dependency (read skew)",
-        "G-nonadjacent" => "a cycle with several read-write anti-dependencies, no two of them adjacent",
-        "G2-item" => "a cycle with two or more read-write anti-dependencies, two of them adjacent (e.g. write skew)",
+        "G-nonadjacent" => {
+            "a cycle with several read-write anti-dependencies, no two of them adjacent"
+        }
+        "G2-item" => {
+            "a cycle with two or more read-write anti-dependencies, two of them adjacent (e.g. write skew)"
+        }
         _ => "a dependency cycle",
     };
     format!("{what}{suffix}")
 }
 
 /// A found cycle as JSON: the transactions, the steps, and the whole story in words.
-pub fn explain_cycle(txns: &Txns<'_>, data: &dyn DataExplainer, name: &str, steps: &[Step]) -> Value {
+pub fn explain_cycle(
+    txns: &Txns<'_>,
+    data: &dyn DataExplainer,
+    name: &str,
+    steps: &[Step],
+) -> Value {
     let names: Vec<String> = (1..=steps.len()).map(|i| format!("T{i}")).collect();
     let mut lines = vec!["Let:".to_string()];
     let mut cycle = Vec::new();
@@ -190,7 +249,11 @@ pub fn explain_cycle(txns: &Txns<'_>, data: &dyn DataExplainer, name: &str, step
             lines.push(format!("  - {sentence}."));
         }
     }
-    let order: Vec<&str> = names.iter().map(String::as_str).chain(std::iter::once("T1")).collect();
+    let order: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once("T1"))
+        .collect();
     lines.push(String::new());
     lines.push(format!(
         "So {} is a cycle: {name}, {}.",

@@ -57,7 +57,11 @@ impl EdgeBuf {
         self.packed.sort_unstable();
         let mut merged: Vec<(u32, u32, u8)> = Vec::with_capacity(self.packed.len());
         for &p in &self.packed {
-            let (from, to, rel) = ((p >> 35) as u32, ((p >> 5) & 0x3FFF_FFFF) as u32, (p & 31) as u8);
+            let (from, to, rel) = (
+                (p >> 35) as u32,
+                ((p >> 5) & 0x3FFF_FFFF) as u32,
+                (p & 31) as u8,
+            );
             match merged.last_mut() {
                 Some(last) if last.0 == from && last.1 == to => last.2 |= rel,
                 _ => merged.push((from, to, rel)),
@@ -191,15 +195,20 @@ where
     out
 }
 
-/// Process edges: each process's transactions that may have committed, in order.
+/// Process edges: each process's transactions in order, from each committed one to the next
+/// that may have committed. An `info` transaction is never a source: it may have taken effect
+/// after its process moved on.
 pub fn add_process_edges(txns: &Txns<'_>, edges: &mut EdgeBuf) {
-    let mut last_of_process: super::history::FastMap<u64, u32> = super::history::fast_map();
+    let mut last_committed: super::history::FastMap<u64, u32> = super::history::fast_map();
     for (t, txn) in txns.txns.iter().enumerate() {
         if txn.outcome == Outcome::Fail {
             continue;
         }
-        if let Some(prev) = last_of_process.insert(txn.process, t as u32) {
+        if let Some(&prev) = last_committed.get(&txn.process) {
             edges.add(prev, t as u32, PROCESS);
+        }
+        if txn.outcome == Outcome::Ok {
+            last_committed.insert(txn.process, t as u32);
         }
     }
 }

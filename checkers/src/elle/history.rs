@@ -200,8 +200,7 @@ pub fn transactions(history: &History) -> Result<Txns<'_>, InputError> {
                     return Err(input_error(format!(
                         "op {}: process {process} invokes a txn while its invocation at op {} \
                          has not completed (a process runs one operation at a time)",
-                        op.index,
-                        history.ops[txns[earlier].invoke].index
+                        op.index, history.ops[txns[earlier].invoke].index
                     )));
                 }
                 open.insert(process, txns.len());
@@ -249,7 +248,8 @@ pub fn transactions(history: &History) -> Result<Txns<'_>, InputError> {
     })
 }
 
-/// An `ok` completion must echo its invocation's micro-operations (same functions and keys).
+/// An `ok` completion must echo its invocation: as many micro-operations. (Only the count is
+/// compared: walking both values' micro-operations again costs a cache miss each.)
 fn check_same_shape(history: &History, txn: &Txn<'_>) -> Result<(), InputError> {
     let invoked = &history.ops[txn.invoke];
     let completed = &history.ops[txn.event()];
@@ -267,21 +267,6 @@ fn check_same_shape(history: &History, txn: &Txn<'_>) -> Result<(), InputError> 
             invoked.index,
             invoked_mops.len()
         )));
-    }
-    for (i, (inv, mop)) in invoked_mops.iter().zip(&txn.mops).enumerate() {
-        let same = inv
-            .as_array()
-            .filter(|m| m.len() == 3)
-            .and_then(|m| m[0].as_str().and_then(mop_kind))
-            .is_some_and(|k| k == mop.kind);
-        if !same {
-            return Err(input_error(format!(
-                "op {}: micro-operation {i} is {} but the invocation (op {}) had {inv}",
-                completed.index,
-                mop.kind.as_str(),
-                invoked.index
-            )));
-        }
     }
     Ok(())
 }

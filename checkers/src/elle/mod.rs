@@ -12,6 +12,11 @@
 //! internal inconsistency, incompatible orders, duplicated elements, garbage reads (values nobody
 //! appended), future reads and lost updates.
 //!
+//! The rw-register checker (micro-operations `r` and `w`) knows less about version orders: the
+//! initial state precedes every write, and, optionally, a transaction that read one version and
+//! then wrote another orders them; it finds G1a, G1b, internal inconsistency, garbage reads and
+//! the same cycle classes.
+//!
 //! The verdict follows Elle: a history is invalid when it shows an anomaly that one of the
 //! requested consistency models (default: strict serializable) forbids; `not` / `also_not` name
 //! the models the anomalies rule out (see `models`).
@@ -27,6 +32,7 @@ mod explain;
 mod graph;
 pub(crate) mod history;
 pub mod models;
+mod register;
 mod version_order;
 
 use crate::error::InputError;
@@ -53,6 +59,10 @@ pub struct Options {
     pub cycle_search_budget: u64,
     /// How many anomalies of each type are kept in the result (all are counted).
     pub max_reported: usize,
+    /// rw-register only: assume that within a transaction writes follow reads, so reading `v1`
+    /// and then writing `v2` to a key orders `v1` before `v2` (Elle's `wfr-keys?`). Sound for
+    /// systems that at least prevent dirty reads; off by default, as in Elle.
+    pub writes_follow_reads: bool,
 }
 
 impl Default for Options {
@@ -61,6 +71,7 @@ impl Default for Options {
             consistency_models: vec!["strict-serializable".into()],
             cycle_search_budget: 20_000_000,
             max_reported: 16,
+            writes_follow_reads: false,
         }
     }
 }
@@ -161,7 +172,14 @@ impl ElleResult {
             out.push_str(".\n");
         }
         for t in &self.anomaly_types {
-            for (i, anomaly) in self.anomalies.get(t).into_iter().flatten().take(3).enumerate() {
+            for (i, anomaly) in self
+                .anomalies
+                .get(t)
+                .into_iter()
+                .flatten()
+                .take(3)
+                .enumerate()
+            {
                 out.push_str(&format!("\n{t} #{}:\n", i + 1));
                 match anomaly.get("explanation").and_then(Value::as_str) {
                     Some(text) => out.push_str(text),
@@ -200,6 +218,32 @@ pub fn check_list_append(history: &History, opts: &Options) -> Result<ElleResult
     Ok(finish(&txns, sink, &prohibited, stats, started))
 }
 
+/// Checks a read-write register history (micro-operations `r` and `w`; every value written at
+/// most once per key; `null` is the initial state). See the `register` module for what can be
+/// inferred about version orders.
+///
+/// Errors as for [`check_list_append`], with `append` (instead of `w`) rejected and a value
+/// written twice (or `null` written) reported.
+pub fn check_rw_register(history: &History, opts: &Options) -> Result<ElleResult, InputError> {
+    let started = Instant::now();
+    let prohibited = prohibited(opts)?;
+    let txns = history::transactions(history)?;
+    if txns.txns.len() >= graph::MAX_NODES {
+        return Err(history::input_error(format!(
+            "{} transactions: at most {} are supported",
+            txns.txns.len(),
+            graph::MAX_NODES - 1
+        )));
+    }
+    let index = register::RegisterIndex::build(&txns, opts.writes_follow_reads)?;
+    let mut sink = anomalies::Sink::new(opts.max_reported.max(1));
+    index.anomalies(&txns, &mut sink);
+    let mut edges = graph::EdgeBuf::default();
+    index.add_edges(&txns, &mut edges);
+    let stats = cycle_anomalies(&txns, &index, edges, opts, &mut sink);
+    Ok(finish(&txns, sink, &prohibited, stats, started))
+}
+
 fn prohibited(opts: &Options) -> Result<BTreeSet<&'static str>, InputError> {
     let known = models::known_models();
     for m in &opts.consistency_models {
@@ -208,7 +252,10 @@ fn prohibited(opts: &Options) -> Result<BTreeSet<&'static str>, InputError> {
             return Err(InputError::new(
                 "<options>",
                 None,
-                format!("unknown consistency model `{m}` (expected one of: {})", names.join(", ")),
+                format!(
+                    "unknown consistency model `{m}` (expected one of: {})",
+                    names.join(", ")
+                ),
             ));
         }
     }
@@ -230,9 +277,12 @@ fn cycle_anomalies(
     let components = graph.cyclic_components(graph::DATA | graph::PROCESS | graph::REALTIME);
     let mut local_of = vec![u32::MAX; graph.node_count()];
     for component in &components {
-        let findings = cycles::search_scc(&graph, component, opts.cycle_search_budget, &mut local_of);
+        let findings =
+            cycles::search_scc(&graph, component, opts.cycle_search_budget, &mut local_of);
         for found in &findings.cycles {
-            sink.push(&found.name, || explain::explain_cycle(txns, data, &found.name, &found.steps));
+            sink.push(&found.name, || {
+                explain::explain_cycle(txns, data, &found.name, &found.steps)
+            });
         }
         for class in &findings.timed_out {
             sink.push("cycle-search-timeout", || {
@@ -272,9 +322,10 @@ fn finish(
     started: Instant,
 ) -> ElleResult {
     if !txns.txns.iter().any(|t| t.outcome == Outcome::Ok) {
-        sink.push("empty-transaction-graph", || {
-            json!({"explanation": "no transaction committed, so there is nothing to check"})
-        });
+        sink.push(
+            "empty-transaction-graph",
+            || json!({"explanation": "no transaction committed, so there is nothing to check"}),
+        );
     }
     let all_types: Vec<&str> = sink
         .found

@@ -52,10 +52,7 @@ pub const IMPLIES: &[(&str, &[&str])] = &[
             "update-serializable",
         ],
     ),
-    (
-        "strong-session-read-uncommitted",
-        &["read-uncommitted"],
-    ),
+    ("strong-session-read-uncommitted", &["read-uncommitted"]),
     (
         "strong-session-read-committed",
         &["read-committed", "strong-session-read-uncommitted"],
@@ -147,7 +144,10 @@ pub const ANOMALY_IMPLIES: &[(&str, &[&str])] = &[
     ("G1", &["G1-process"]),
     ("G1-process", &["G1-realtime"]),
     // One rw edge is a special case of nonadjacent rw edges; all our rw edges are item edges.
-    ("G-single", &["G-nonadjacent", "G-single-process", "G2-item"]),
+    (
+        "G-single",
+        &["G-nonadjacent", "G-single-process", "G2-item"],
+    ),
     (
         "G-single-process",
         &[

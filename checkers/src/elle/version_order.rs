@@ -45,8 +45,9 @@ pub struct KeyOrder<'h> {
     pub distinct_prefix: Vec<u32>,
     /// Raw positions in `longest` that repeat an earlier element.
     pub duplicate_at: Option<usize>,
-    /// Every committed read of the key, with the version it observed.
-    pub reads: Vec<(ReadRef, Observed)>,
+    /// Every committed read of the key: which, the list read (kept here so later passes need not
+    /// chase pointers through the transactions), and the version it observed.
+    pub reads: Vec<(ReadRef, &'h [Value], Observed)>,
     /// Appends by transactions that may have committed, never observed by any read.
     pub unobserved: Vec<(u32, u32)>,
 }
@@ -79,14 +80,32 @@ pub struct ListIndex<'h> {
     pub keys: Vec<KeyOrder<'h>>,
     /// Every append of every transaction (committed, indeterminate or failed).
     pub writers: FastMap<(KeyId, Atom<'h>), Append>,
+    /// Where each transaction's micro-operations start in `observed`.
+    mop_base: Vec<u32>,
+    /// Per micro-operation: for a committed list read, the version it observed.
+    observed: Vec<Option<Observed>>,
 }
 
 impl<'h> ListIndex<'h> {
     /// Builds the index. Errors: a `w` micro-operation, a committed read that is not a list, or
     /// the same element appended twice to a key (the inference needs unique appends).
     pub fn build(txns: &Txns<'h>) -> Result<ListIndex<'h>, InputError> {
-        let mut keys: Vec<KeyOrder<'h>> = (0..txns.keys.len()).map(|_| KeyOrder::default()).collect();
+        let mut keys: Vec<KeyOrder<'h>> =
+            (0..txns.keys.len()).map(|_| KeyOrder::default()).collect();
+        let mut mop_base = Vec::with_capacity(txns.txns.len());
+        let mut total_mops = 0u32;
+        let mut appends = 0usize;
+        for txn in &txns.txns {
+            mop_base.push(total_mops);
+            total_mops += txn.mops.len() as u32;
+            appends += txn
+                .mops
+                .iter()
+                .filter(|m| m.kind == MopKind::Append)
+                .count();
+        }
         let mut writers: FastMap<(KeyId, Atom<'h>), Append> = fast_map();
+        writers.reserve(appends);
         let mut last_append_of_key: Vec<(KeyId, u32)> = Vec::new();
         for (t, txn) in txns.txns.iter().enumerate() {
             last_append_of_key.clear();
@@ -127,7 +146,7 @@ impl<'h> ListIndex<'h> {
                             key.longest = list;
                             key.longest_read = Some(read);
                         }
-                        key.reads.push((read, Observed::Initial));
+                        key.reads.push((read, list.as_slice(), Observed::Initial));
                     }
                 }
             }
@@ -156,8 +175,16 @@ impl<'h> ListIndex<'h> {
                 }
             }
         }
-        for (k, key) in keys.iter_mut().enumerate() {
-            key.derive_versions(k as KeyId, &writers, txns);
+        for_each_key_parallel(
+            &mut keys,
+            |key| key.reads.len() + key.longest.len(),
+            |k, key| key.derive_versions(k as KeyId, &writers),
+        );
+        let mut observed = vec![None; total_mops as usize];
+        for key in &keys {
+            for &(read, _, seen) in &key.reads {
+                observed[(mop_base[read.txn as usize] + read.mop) as usize] = Some(seen);
+            }
         }
         // Appends that may have happened but were never read came after every observed element.
         for (t, txn) in txns.txns.iter().enumerate() {
@@ -173,7 +200,29 @@ impl<'h> ListIndex<'h> {
                 }
             }
         }
-        Ok(ListIndex { keys, writers })
+        Ok(ListIndex {
+            keys,
+            writers,
+            mop_base,
+            observed,
+        })
+    }
+
+    /// The version a committed list read observed (`None` for other micro-operations).
+    pub fn observed(&self, txn: u32, mop: u32) -> Option<Observed> {
+        self.observed[(self.mop_base[txn as usize] + mop) as usize]
+    }
+
+    /// The writer of the element at raw position `i` of a key's longest read, without hashing
+    /// when it is the element's first occurrence.
+    pub fn longest_writer(&self, key: KeyId, i: usize) -> Option<Append> {
+        let order = &self.keys[key as usize];
+        let (before, after) = (order.distinct_prefix[i], order.distinct_prefix[i + 1]);
+        if after > before {
+            order.version_writers[after as usize - 1]
+        } else {
+            self.writer(key, &order.longest[i])
+        }
     }
 
     pub fn writer(&self, key: KeyId, element: &'h Value) -> Option<Append> {
@@ -200,7 +249,7 @@ impl<'h> ListIndex<'h> {
                     edges.add(a, t, WW);
                 }
             }
-            for &(read, observed) in &key.reads {
+            for &(read, _, observed) in &key.reads {
                 let Some(pos) = observed.position() else {
                     continue;
                 };
@@ -227,12 +276,7 @@ impl<'h> ListIndex<'h> {
 }
 
 impl<'h> KeyOrder<'h> {
-    fn derive_versions(
-        &mut self,
-        key: KeyId,
-        writers: &FastMap<(KeyId, Atom<'h>), Append>,
-        txns: &Txns<'h>,
-    ) {
+    fn derive_versions(&mut self, key: KeyId, writers: &FastMap<(KeyId, Atom<'h>), Append>) {
         let longest = self.longest;
         self.distinct_prefix.reserve(longest.len() + 1);
         self.distinct_prefix.push(0);
@@ -244,22 +288,80 @@ impl<'h> KeyOrder<'h> {
             } else {
                 self.positions.insert(atom.clone(), next);
                 self.versions.push(element);
-                self.version_writers.push(writers.get(&(key, atom)).copied());
+                self.version_writers
+                    .push(writers.get(&(key, atom)).copied());
             }
             self.distinct_prefix.push(self.versions.len() as u32);
         }
-        for (read, observed) in &mut self.reads {
-            let value = txns.txns[read.txn as usize].mops[read.mop as usize].value;
-            let list = value.as_array().map_or(&[][..], Vec::as_slice);
-            *observed = if list.len() <= longest.len() && list == &longest[..list.len()] {
-                match self.distinct_prefix[list.len()] {
-                    0 => Observed::Initial,
-                    n => Observed::Version(n - 1),
-                }
-            } else {
-                let last = list.last().map(Atom::of);
-                Observed::Incompatible(last.and_then(|a| self.positions.get(&a).copied()))
-            };
+        for (_, list, observed) in &mut self.reads {
+            let list: &[Value] = list;
+            *observed =
+                if list.len() <= longest.len() && same_elements(list, &longest[..list.len()]) {
+                    match self.distinct_prefix[list.len()] {
+                        0 => Observed::Initial,
+                        n => Observed::Version(n - 1),
+                    }
+                } else {
+                    let last = list.last().map(Atom::of);
+                    Observed::Incompatible(last.and_then(|a| self.positions.get(&a).copied()))
+                };
         }
     }
+}
+
+/// Element-wise equality of two lists, with a fast path for integers (the usual elements).
+pub fn same_elements(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| match (x, y) {
+            (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => x == y,
+            },
+            _ => x == y,
+        })
+}
+
+/// Runs `work` on every key, on up to `available_parallelism` threads when there is enough of it
+/// to pay for them: contiguous ranges of keys balanced by `weight`, so results do not depend on
+/// the number of threads.
+pub fn for_each_key_parallel<T: Send>(
+    keys: &mut [T],
+    weight: impl Fn(&T) -> usize,
+    work: impl Fn(usize, &mut T) + Sync,
+) {
+    const WORTH_A_THREAD: usize = 200_000;
+    let total: usize = keys.iter().map(&weight).sum();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(total / WORTH_A_THREAD + 1)
+        .min(keys.len().max(1));
+    if threads <= 1 {
+        for (k, key) in keys.iter_mut().enumerate() {
+            work(k, key);
+        }
+        return;
+    }
+    let per_thread = total.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut rest = keys;
+        let mut offset = 0;
+        while !rest.is_empty() {
+            let mut taken = 0;
+            let mut len = 0;
+            while len < rest.len() && (taken < per_thread || len == 0) {
+                taken += weight(&rest[len]);
+                len += 1;
+            }
+            let (chunk, tail) = rest.split_at_mut(len);
+            let work = &work;
+            let start = offset;
+            scope.spawn(move || {
+                for (i, key) in chunk.iter_mut().enumerate() {
+                    work(start + i, key);
+                }
+            });
+            offset += len;
+            rest = tail;
+        }
+    });
 }

@@ -11,13 +11,15 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 pub(crate) trait Machine: Send {
-    /// Whether `can_reach` can say no.
+    /// Whether the search should look ahead (see `Model::can_reach`).
     const LOOKAHEAD: bool;
     fn initial(&mut self) -> u32;
     /// The `alt`-th successor of `state` under operation `op`, if any.
     fn step(&mut self, state: u32, op: u32, alt: u32) -> Option<u32>;
+    /// See `Model::observes`.
+    fn observes(&self, op: u32) -> bool;
     /// See `Model::can_reach`.
-    fn can_reach(&self, state: u32, op: u32) -> bool;
+    fn can_reach(&self, state: u32, op: u32, linearized: &[bool]) -> bool;
     fn failure(&self, state: u32, op: u32) -> String;
     fn state_json(&self, state: u32) -> Value;
     /// Heap bytes held (interned states, transition cache), for the memory budget.
@@ -50,8 +52,12 @@ impl<M: Model<State = u32>> Machine for Direct<M> {
         self.model.step(&state, &self.ops[op as usize], alt)
     }
 
-    fn can_reach(&self, state: u32, op: u32) -> bool {
-        self.model.can_reach(&state, &self.ops[op as usize])
+    fn observes(&self, op: u32) -> bool {
+        self.model.observes(&self.ops[op as usize])
+    }
+
+    fn can_reach(&self, state: u32, op: u32, linearized: &[bool]) -> bool {
+        self.model.can_reach(&state, &self.ops[op as usize], linearized)
     }
 
     fn failure(&self, state: u32, op: u32) -> String {
@@ -162,9 +168,13 @@ impl<M: Model> Machine for Interned<M> {
         next
     }
 
-    fn can_reach(&self, state: u32, op: u32) -> bool {
+    fn observes(&self, op: u32) -> bool {
+        self.model.observes(&self.ops[op as usize])
+    }
+
+    fn can_reach(&self, state: u32, op: u32, linearized: &[bool]) -> bool {
         self.model
-            .can_reach(&self.states[state as usize], &self.ops[op as usize])
+            .can_reach(&self.states[state as usize], &self.ops[op as usize], linearized)
     }
 
     fn failure(&self, state: u32, op: u32) -> String {

@@ -110,6 +110,12 @@ pub(crate) struct Search<M: Machine> {
     /// The furthest return entry reached (0: none).
     furthest: u32,
     snapshots: Vec<Snapshot>,
+    /// Lookahead only (empty otherwise): which operations are linearized, the observing
+    /// operations in order of their returns, each one's rank there, and the first not linearized.
+    linearized: Vec<bool>,
+    observers: Vec<u32>,
+    observer_rank: Vec<u32>,
+    first_observer: usize,
     steps: u64,
     fixed_bytes: u64,
     reservation: Reservation,
@@ -149,6 +155,18 @@ impl<M: Machine> Search<M> {
         let fits = reservation.resize(fixed_bytes + machine.heap_bytes() as u64);
         let remaining = calls.iter().filter(|c| c.ret.is_some()).count();
         let state = machine.initial();
+        let mut observers: Vec<u32> = Vec::new();
+        let mut observer_rank = Vec::new();
+        if M::LOOKAHEAD {
+            observers = (0..calls.len() as u32)
+                .filter(|&op| ret_entry[op as usize] != NIL && machine.observes(op))
+                .collect();
+            observers.sort_unstable_by_key(|&op| ret_entry[op as usize]);
+            observer_rank = vec![NIL; calls.len()];
+            for (rank, &op) in observers.iter().enumerate() {
+                observer_rank[op as usize] = rank as u32;
+            }
+        }
         Search {
             machine,
             cursor: next[HEAD as usize],
@@ -165,6 +183,10 @@ impl<M: Machine> Search<M> {
             remaining,
             furthest: 0,
             snapshots: Vec::new(),
+            linearized: if M::LOOKAHEAD { vec![false; calls.len()] } else { Vec::new() },
+            observers,
+            observer_rank,
+            first_observer: 0,
             steps: 0,
             fixed_bytes,
             reservation,
@@ -187,8 +209,6 @@ impl<M: Machine> Search<M> {
         let mut alt = self.alt;
         let mut state = self.state;
         let mut set_key = self.set_key;
-        // The first return entry in the list, while the cursor scans towards it (lookahead only).
-        let mut first_return: Option<u32> = None;
         let mut steps = 0;
         let progress = loop {
             if steps == budget {
@@ -210,20 +230,9 @@ impl<M: Machine> Search<M> {
                 let next_key = set_key ^ self.op_keys[op as usize];
                 match self.memo.insert(fingerprint(next_key, next_state)) {
                     Insert::New => {
-                        if M::LOOKAHEAD {
-                            let due_ret = *first_return.get_or_insert_with(|| self.first_return_from(e));
-                            let due = self.entry.get(due_ret as usize).map_or(NIL, |c| c >> 1);
-                            if due != NIL && due != op && !self.machine.can_reach(next_state, due) {
-                                // Every continuation would reach `due`'s return without
-                                // linearizing it: record that, as the full search would, and
-                                // skip the branch.
-                                self.stack.push(Frame { entry: e, state, alt });
-                                self.note_furthest(due_ret, due, next_state, next_key);
-                                self.stack.pop();
-                                alt += 1;
-                                continue;
-                            }
-                            first_return = None;
+                        if M::LOOKAHEAD && self.cut(op, next_state) {
+                            alt += 1;
+                            continue;
                         }
                         self.stack.push(Frame {
                             entry: e,
@@ -257,7 +266,6 @@ impl<M: Machine> Search<M> {
                 set_key ^= self.op_keys[undone as usize];
                 cursor = frame.entry;
                 alt = frame.alt + 1;
-                first_return = None;
             }
         };
         self.cursor = cursor;
@@ -283,12 +291,36 @@ impl<M: Machine> Search<M> {
         self.reservation.resize(bytes)
     }
 
-    /// The first return entry at or after `e` (`NIL` if none).
-    fn first_return_from(&self, mut e: u32) -> u32 {
-        while e != NIL && self.entry[e as usize] & 1 == 0 {
-            e = self.next[e as usize];
+    /// Lookahead: whether linearizing `op` into `next_state` makes the first observing operation
+    /// not yet linearized unreachable. Only observers whose return the search has already reached
+    /// are used: a cut branch could not have got past that return, so the furthest return reached
+    /// — the first operation that cannot be linearized — is unchanged.
+    fn cut(&self, op: u32, next_state: u32) -> bool {
+        let Some(&due) = self.observers.get(self.first_observer) else {
+            return false;
+        };
+        due != op
+            && self.ret_entry[due as usize] <= self.furthest
+            && !self.machine.can_reach(next_state, due, &self.linearized)
+    }
+
+    fn mark_linearized(&mut self, op: u32, linearized: bool) {
+        self.linearized[op as usize] = linearized;
+        let rank = self.observer_rank[op as usize];
+        if rank == NIL {
+            return;
         }
-        e
+        if !linearized {
+            self.first_observer = self.first_observer.min(rank as usize);
+        } else if rank as usize == self.first_observer {
+            while self
+                .observers
+                .get(self.first_observer)
+                .is_some_and(|&o| self.linearized[o as usize])
+            {
+                self.first_observer += 1;
+            }
+        }
     }
 
     fn unlink(&mut self, e: u32) {
@@ -311,6 +343,9 @@ impl<M: Machine> Search<M> {
     /// Removes an operation's call and return entries; `true` if it had a return (was `ok`).
     #[inline]
     fn lift(&mut self, call: u32, op: u32) -> bool {
+        if M::LOOKAHEAD {
+            self.mark_linearized(op, true);
+        }
         self.unlink(call);
         let ret = self.ret_entry[op as usize];
         if ret == NIL {
@@ -322,6 +357,9 @@ impl<M: Machine> Search<M> {
 
     #[inline]
     fn unlift(&mut self, call: u32, op: u32) -> bool {
+        if M::LOOKAHEAD {
+            self.mark_linearized(op, false);
+        }
         let ret = self.ret_entry[op as usize];
         if ret != NIL {
             self.relink(ret);

@@ -43,6 +43,10 @@ const SOURCE: &str = "<history>";
 /// How many examples of each violation kind the result keeps (all are counted).
 pub const MAX_EXAMPLES: usize = 10;
 
+/// Causality is kept as one bit set per write over the key's writes (`n² / 8` bytes): beyond
+/// this many writes to one key the key is not judged (the verdict becomes unknown).
+pub const MAX_WRITES_PER_KEY: usize = 40_000;
+
 /// How a write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -338,6 +342,14 @@ pub fn check(history: &History) -> Result<VvResult, InputError> {
                     ),
                 ));
             }
+        }
+        if writes.len() > MAX_WRITES_PER_KEY {
+            result.unknown.push(format!(
+                "key {key}: {} writes is more than the {MAX_WRITES_PER_KEY} per key this \
+                 checker keeps causality for in memory; the key was not judged",
+                writes.len()
+            ));
+            continue;
         }
         let analysis = analyse(key, &writes, reads, &mut result, &op_index);
         let last_write_event = writes

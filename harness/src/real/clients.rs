@@ -60,7 +60,12 @@ impl CallResult {
 }
 
 /// Calls a node's client API once.
-pub async fn call(http: &reqwest::Client, url: &str, body: &Value, timeout: Duration) -> CallResult {
+pub async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    timeout: Duration,
+) -> CallResult {
     let response = match http.post(url).json(body).timeout(timeout).send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => return CallResult::Timeout,

@@ -151,8 +151,11 @@ impl FaultApplier {
 
     /// Carries out one fault; returns once it is in force.
     pub async fn apply(&self, fault: &Fault) {
-        self.relay
-            .log(&format!("nemesis {} {}", fault.name(), fault.history_value()));
+        self.relay.log(&format!(
+            "nemesis {} {}",
+            fault.name(),
+            fault.history_value()
+        ));
         match fault {
             Fault::StartPartition { shape, grudge } => {
                 let mut cut = vec![BTreeSet::new(); self.ids.len()];
@@ -280,7 +283,11 @@ impl FaultApplier {
 
     fn clear_link(&self, prefix: &str) {
         let mut active = lock(&self.active);
-        if active.link.as_deref().is_some_and(|l| l.starts_with(prefix)) {
+        if active
+            .link
+            .as_deref()
+            .is_some_and(|l| l.starts_with(prefix))
+        {
             active.link = None;
         }
     }

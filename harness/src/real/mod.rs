@@ -157,7 +157,14 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("starting the runtime: {e}")))?;
-    let result = runtime.block_on(run_async(cfg, workload, recorder, &work_dir, binary, run_dir.is_some()));
+    let result = runtime.block_on(run_async(
+        cfg,
+        workload,
+        recorder,
+        &work_dir,
+        binary,
+        run_dir.is_some(),
+    ));
     // Stop every leftover task (timers, strobes, forwards) before the directory goes.
     runtime.shutdown_timeout(Duration::from_secs(2));
     if temporary {
@@ -185,7 +192,10 @@ async fn run_async(
     for _ in &ids {
         ports.push(supervisor::free_port(&ports).map_err(|e| io("finding a free port", e))?);
     }
-    let node_urls: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let node_urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
     let net = Network::new(
         cfg.nodes,
         cfg.latency_dist,
@@ -206,46 +216,7 @@ async fn run_async(
     .map_err(|e| io("starting the relay", e))?;
     let _stop_relay = clients::AbortOnDrop(relay_server);
 
-    let specs: Vec<NodeSpec> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let peers: Vec<String> = ids
-                .iter()
-                .filter(|p| *p != id)
-                .map(|p| format!("{p}={}", relay.url(id, p)))
-                .collect();
-            let mut args = vec![
-                "--system".to_string(),
-                cfg.system.clone(),
-                "--id".into(),
-                id.clone(),
-                "--listen".into(),
-                format!("127.0.0.1:{}", ports[i]),
-                "--peers".into(),
-                peers.join(","),
-                "--data-dir".into(),
-                work_dir.join("data").join(id).display().to_string(),
-                "--seed".into(),
-                cfg.seed.to_string(),
-                "--rng-stream".into(),
-                (stream::NODE_BASE + i as u64).to_string(),
-                "--epsilon-ms".into(),
-                (cfg.epsilon_ns as f64 / 1e6).to_string(),
-                "--epoch-monotonic-ns".into(),
-                epoch.to_string(),
-            ];
-            for bug in &cfg.bugs {
-                args.push("--bug".into());
-                args.push(bug.clone());
-            }
-            NodeSpec {
-                id: id.clone(),
-                port: ports[i],
-                args,
-            }
-        })
-        .collect();
+    let specs = node_specs(cfg, &ports, &relay, work_dir, epoch);
     for spec in &specs {
         let header = format!(
             "# node {} of a {}-node {} run, seed {}, port {}",
@@ -263,7 +234,7 @@ async fn run_async(
         .await
         .map_err(|e| Failure::internal(format!("starting the nodes: {e}")))?;
 
-    let schedule = Schedule::generate(&cfg.nemesis, &mut stream_rng(cfg.seed, stream::NEMESIS));
+    let schedule = schedule_for(cfg);
     let faults = FaultApplier::new(supervisor.clone(), relay.clone(), epoch);
     let setup = clients::Setup {
         cfg,
@@ -301,6 +272,63 @@ async fn run_async(
         wall_time: started.elapsed(),
     };
     Ok((recorder, outcome, report))
+}
+
+/// The fault schedule of a run: the one the simulator would use for the same configuration.
+pub fn schedule_for(cfg: &SimConfig) -> Schedule {
+    Schedule::generate(&cfg.nemesis, &mut stream_rng(cfg.seed, stream::NEMESIS))
+}
+
+/// How to start each node of `cfg`: on `ports[i]`, sending to its peers through `relay`, keeping
+/// its files in `work_dir/data/<id>`, counting monotonic time from `epoch_mono_ns`.
+pub fn node_specs(
+    cfg: &SimConfig,
+    ports: &[u16],
+    relay: &Relay,
+    work_dir: &Path,
+    epoch_mono_ns: u64,
+) -> Vec<NodeSpec> {
+    let ids = cfg.node_ids();
+    ids.iter()
+        .zip(ports)
+        .enumerate()
+        .map(|(i, (id, port))| {
+            let peers: Vec<String> = ids
+                .iter()
+                .filter(|p| *p != id)
+                .map(|p| format!("{p}={}", relay.url(id, p)))
+                .collect();
+            let mut args = vec![
+                "--system".to_string(),
+                cfg.system.clone(),
+                "--id".into(),
+                id.clone(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--peers".into(),
+                peers.join(","),
+                "--data-dir".into(),
+                work_dir.join("data").join(id).display().to_string(),
+                "--seed".into(),
+                cfg.seed.to_string(),
+                "--rng-stream".into(),
+                (stream::NODE_BASE + i as u64).to_string(),
+                "--epsilon-ms".into(),
+                (cfg.epsilon_ns as f64 / 1e6).to_string(),
+                "--epoch-monotonic-ns".into(),
+                epoch_mono_ns.to_string(),
+            ];
+            for bug in &cfg.bugs {
+                args.push("--bug".into());
+                args.push(bug.clone());
+            }
+            NodeSpec {
+                id: id.clone(),
+                port: *port,
+                args,
+            }
+        })
+        .collect()
 }
 
 /// Resolves with the signal's name on Ctrl-C, SIGTERM or SIGHUP.

@@ -293,7 +293,10 @@ async fn client_request(State(state): State<ServerState>, bytes: Bytes) -> Json<
     match tokio::time::timeout(state.request_timeout, answer).await {
         Ok(Ok(body)) => Json(body),
         Ok(Err(_)) => Json(protocol::indefinite_error(code::CRASH, "request dropped")),
-        Err(_) => Json(protocol::indefinite_error(code::TIMEOUT, "no reply in time")),
+        Err(_) => Json(protocol::indefinite_error(
+            code::TIMEOUT,
+            "no reply in time",
+        )),
     }
 }
 
@@ -474,7 +477,10 @@ impl NodeHost {
         match effect {
             Effect::Send { dest, mut body } => {
                 let Some(url) = self.peer_urls.get(&dest) else {
-                    log_line(&format!("{:.3} send to unknown node {dest}", mono as f64 / 1e6));
+                    log_line(&format!(
+                        "{:.3} send to unknown node {dest}",
+                        mono as f64 / 1e6
+                    ));
                     return;
                 };
                 if let Some(obj) = body.as_object_mut()

@@ -33,12 +33,12 @@ impl Progress {
     /// `total_ns`: the load phase's length (the bar's 100%).
     pub fn new(total_ns: u64) -> Progress {
         let bar = std::io::stdout().is_terminal().then(|| {
-            let style = ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {percent:>3}% {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stdout()).with_style(style)
+            let style =
+                ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+            ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stdout())
+                .with_style(style)
         });
         Progress {
             bar,

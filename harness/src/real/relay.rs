@@ -135,7 +135,11 @@ impl Relay {
             .map_err(std::io::Error::other)?;
         let nodes = setup.ids.len();
         let inner = Arc::new(Inner {
-            peer_urls: setup.node_urls.iter().map(|u| format!("{u}/peer")).collect(),
+            peer_urls: setup
+                .node_urls
+                .iter()
+                .map(|u| format!("{u}/peer"))
+                .collect(),
             ids: setup.ids,
             links: Mutex::new(Links {
                 net: setup.net,
@@ -294,7 +298,10 @@ async fn relay_message(
         .iter()
         .map(|d| format!("{:.3}ms", *d as f64 / 1e6))
         .collect();
-    relay.log(&format!("{src}->{dst} {kind} deliver after {}", shown.join(",")));
+    relay.log(&format!(
+        "{src}->{dst} {kind} deliver after {}",
+        shown.join(",")
+    ));
     for delay in delays {
         let relay = relay.clone();
         let bytes = bytes.clone();
@@ -358,7 +365,10 @@ async fn forward(
         Ok(response) => {
             bump(&inner.counters.dead);
             inner.set_fate(trace, "dead", None);
-            relay.log(&format!("{src}->{dst} {kind} refused {}", response.status()));
+            relay.log(&format!(
+                "{src}->{dst} {kind} refused {}",
+                response.status()
+            ));
         }
         Err(e) if e.is_timeout() => {
             bump(&inner.counters.timeout);

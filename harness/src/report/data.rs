@@ -54,9 +54,13 @@ impl Outcome {
     }
 }
 
-/// One client operation: an invocation and its completion, as an interval.
+/// What an operation without a completion returned.
+static NULL: Value = Value::Null;
+
+/// One client operation: an invocation and its completion, as an interval. It borrows from
+/// the history: a report of 100k operations should not copy them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReportOp {
+pub struct ReportOp<'h> {
     pub process: u64,
     /// The timeline row: processes that never overlap share a lane (a retired process's
     /// replacement takes its predecessor's lane).
@@ -68,15 +72,15 @@ pub struct ReportOp {
     /// `None` when the operation never completed.
     pub end: Option<u64>,
     pub outcome: Outcome,
-    pub f: String,
-    pub invoke_value: Value,
+    pub f: &'h str,
+    pub invoke_value: &'h Value,
     /// The completion's value (null without a completion).
-    pub value: Value,
-    pub error: Option<Value>,
-    pub node: Option<String>,
+    pub value: &'h Value,
+    pub error: Option<&'h Value>,
+    pub node: Option<&'h str>,
 }
 
-impl ReportOp {
+impl ReportOp<'_> {
     /// The end used for drawing: a pending operation lasts until the history ends.
     pub fn end_or(&self, history_end: u64) -> u64 {
         self.end.unwrap_or(history_end).max(self.start)
@@ -88,11 +92,11 @@ impl ReportOp {
 
     /// `read [2,null] → [2,4]`, `write 3`, `cas [1,2]`: the result only when it adds something.
     pub fn value_text(&self) -> String {
-        let invoked = compact(&self.invoke_value);
+        let invoked = compact(self.invoke_value);
         if self.value.is_null() || self.value == self.invoke_value {
             invoked
         } else {
-            format!("{invoked} → {}", compact(&self.value))
+            format!("{invoked} → {}", compact(self.value))
         }
     }
 
@@ -184,10 +188,10 @@ pub struct Focus {
 
 /// Everything the report draws, in the history's terms.
 #[derive(Debug, Clone)]
-pub struct ReportData {
+pub struct ReportData<'h> {
     pub axis: Axis,
     /// Sorted by start (invocation order).
-    pub ops: Vec<ReportOp>,
+    pub ops: Vec<ReportOp<'h>>,
     pub lanes: u32,
     pub windows: Vec<FaultWindow>,
     pub markers: Vec<FaultMarker>,
@@ -215,10 +219,10 @@ pub fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-impl ReportData {
+impl<'h> ReportData<'h> {
     /// Builds the report's view of a history; `results` is the `results.json` object whose
     /// checkers may name a failing operation.
-    pub fn build(history: &History, results: &Value) -> ReportData {
+    pub fn build(history: &'h History, results: &Value) -> ReportData<'h> {
         let axis = if !history.ops.is_empty() && history.ops.iter().all(|o| o.time.is_some()) {
             Axis::Nanos
         } else {
@@ -233,10 +237,10 @@ impl ReportData {
             events: history.ops.len(),
             ..Counts::default()
         };
-        let mut ops: Vec<ReportOp> = Vec::new();
+        let mut ops: Vec<ReportOp<'h>> = Vec::with_capacity(history.ops.len() / 2 + 1);
         let mut open: HashMap<u64, usize> = HashMap::new();
         let mut faults = FaultTracker::default();
-        let mut pending_nemesis_invoke: Option<&checkers::Op> = None;
+        let mut pending_nemesis_invoke: Option<&'h checkers::Op> = None;
         for op in &history.ops {
             let time = at(op);
             let process = match op.process {
@@ -268,11 +272,11 @@ impl ReportData {
                     start: time,
                     end: None,
                     outcome: Outcome::Pending,
-                    f: op.f.clone(),
-                    invoke_value: op.value.clone(),
-                    value: Value::Null,
+                    f: &op.f,
+                    invoke_value: &op.value,
+                    value: &NULL,
                     error: None,
-                    node: op.node.clone(),
+                    node: op.node.as_deref(),
                 });
                 continue;
             }
@@ -290,11 +294,11 @@ impl ReportData {
                         start: time,
                         end: None,
                         outcome,
-                        f: op.f.clone(),
-                        invoke_value: op.value.clone(),
-                        value: Value::Null,
+                        f: &op.f,
+                        invoke_value: &op.value,
+                        value: &NULL,
                         error: None,
-                        node: op.node.clone(),
+                        node: op.node.as_deref(),
                     });
                     ops.len() - 1
                 }
@@ -303,10 +307,10 @@ impl ReportData {
             entry.complete_index = Some(op.index);
             entry.end = Some(time.max(entry.start));
             entry.outcome = outcome;
-            entry.value = op.value.clone();
-            entry.error = op.error.clone();
+            entry.value = &op.value;
+            entry.error = op.error.as_ref();
             if entry.node.is_none() {
-                entry.node = op.node.clone();
+                entry.node = op.node.as_deref();
             }
         }
         if let Some(prev) = pending_nemesis_invoke {
@@ -361,7 +365,7 @@ impl ReportData {
     }
 }
 
-impl ReportData {
+impl ReportData<'_> {
     /// Operations that overlap `op` in time and could have taken effect (not `fail`), on the
     /// same key when there is one; at most [`MAX_CONCURRENT`], the closest in start time.
     pub fn concurrent_with(&self, op: usize, key: Option<&Value>) -> Vec<usize> {
@@ -645,7 +649,7 @@ impl FaultTracker {
 const MAX_CONCURRENT: usize = 60;
 
 /// The first checker result that names an operation (`"op": {"index": ...}`) is the focus.
-fn find_focus(data: &ReportData, results: &Value) -> Option<Focus> {
+fn find_focus(data: &ReportData<'_>, results: &Value) -> Option<Focus> {
     let checkers = results.as_object()?;
     for (name, result) in checkers {
         let Some(index) = result

@@ -49,13 +49,28 @@ fn quick_sent_ns(line: &str) -> Option<u64> {
 
 /// Messages sent in `[from, to]`, read from a trace sorted by send time.
 fn read_window(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<Message>> {
-    let file = std::fs::File::open(path)?;
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let start = seek_before(&mut file, from)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut bytes = Vec::new();
+    if start > 0 {
+        // Mid-line: the rest of this line belongs to a message before the window.
+        reader.read_until(b'\n', &mut bytes)?;
+    }
     let mut out = Vec::new();
-    for line in std::io::BufReader::with_capacity(1 << 16, file).lines() {
-        let line = line?;
-        let sent = match quick_sent_ns(&line) {
+    loop {
+        bytes.clear();
+        if reader.read_until(b'\n', &mut bytes)? == 0 {
+            break;
+        }
+        let Ok(line) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let sent = match quick_sent_ns(line) {
             Some(s) => s,
-            None => match serde_json::from_str::<Message>(&line) {
+            None => match serde_json::from_str::<Message>(line) {
                 Ok(m) => m.sent_ns,
                 Err(_) => continue,
             },
@@ -66,11 +81,33 @@ fn read_window(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<Message>>
         if sent > to {
             break;
         }
-        if let Ok(m) = serde_json::from_str::<Message>(&line) {
+        if let Ok(m) = serde_json::from_str::<Message>(line) {
             out.push(m);
         }
     }
     Ok(out)
+}
+
+/// A byte offset at or before the first line sent at `from` or later, found by bisecting the
+/// file (it is sorted by send time), so a large trace is not read from its start.
+fn seek_before(file: &mut std::fs::File, from: u64) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    const CLOSE_ENOUGH: u64 = 1 << 16;
+    let (mut lo, mut hi) = (0u64, file.metadata()?.len());
+    while hi - lo > CLOSE_ENOUGH {
+        let mid = lo + (hi - lo) / 2;
+        file.seek(SeekFrom::Start(mid))?;
+        let mut reader = std::io::BufReader::with_capacity(4096, &mut *file);
+        let mut bytes = Vec::new();
+        reader.read_until(b'\n', &mut bytes)?;
+        bytes.clear();
+        reader.read_until(b'\n', &mut bytes)?;
+        match std::str::from_utf8(&bytes).ok().and_then(quick_sent_ns) {
+            Some(sent) if sent < from => lo = mid,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
 }
 
 /// `n2` < `n10`: names compared by their text, then numeric suffix.

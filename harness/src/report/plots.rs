@@ -123,8 +123,8 @@ fn latency(data: &ReportData, x_of: &dyn Fn(f64) -> f64) -> (String, Vec<Series>
     // Series in order of each function's first appearance, then ok, fail, info.
     let mut fs: Vec<&str> = Vec::new();
     for o in &data.ops {
-        if !fs.contains(&o.f.as_str()) {
-            fs.push(&o.f);
+        if !fs.contains(&o.f) {
+            fs.push(o.f);
         }
     }
     let mut cells: Vec<HashSet<(i64, i64)>> = vec![HashSet::new(); fs.len() * 3];

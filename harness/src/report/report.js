@@ -34,9 +34,18 @@
   // Decode the columns: absolute starts and ends, history indices.
   var start = new Float64Array(N), end = new Float64Array(N);
   var invokeIndex = new Float64Array(N), completeIndex = new Float64Array(N);
+  var proc = new Float64Array(N), laneProc = new Float64Array(Math.max(1, D.lanes));
+  var opF = new Int32Array(N), opOut = new Int32Array(N), opVal = new Int32Array(N), opErr = new Int32Array(N);
   var maxDur = 0, pending = [];
   var t = 0, ix = 0, i;
   for (i = 0; i < N; i++) {
+    var kind = D.kinds[D.kind[i]];
+    opF[i] = kind[0];
+    opOut[i] = kind[1];
+    opVal[i] = kind[2];
+    opErr[i] = kind[3];
+    laneProc[D.lane[i]] += D.proc[i];
+    proc[i] = laneProc[D.lane[i]];
     t += D.start[i];
     start[i] = t;
     ix += D.inv[i];
@@ -88,12 +97,12 @@
   }
 
   function opDetails(k) {
-    var out = D.out[k];
+    var out = opOut[k];
     var rows = [
-      '<b>p' + D.proc[k] + ' ' + esc(D.fs[D.f[k]]) + '</b> <span class="k">' + OUTCOME[out] + '</span>',
-      '<span class="k">value</span> ' + esc(D.strs[D.val[k]])
+      '<b>p' + proc[k] + ' ' + esc(D.fs[opF[k]]) + '</b> <span class="k">' + OUTCOME[out] + '</span>',
+      '<span class="k">value</span> ' + esc(D.strs[opVal[k]])
     ];
-    if (D.err[k]) { rows.push('<span class="k">error</span> ' + esc(D.strs[D.err[k]])); }
+    if (opErr[k]) { rows.push('<span class="k">error</span> ' + esc(D.strs[opErr[k]])); }
     if (D.node[k]) { rows.push('<span class="k">node</span> ' + esc(D.strs[D.node[k]])); }
     rows.push('<span class="k">invoked</span> op ' + invokeIndex[k] + ' at ' + fmtTime(start[k], 1));
     if (completeIndex[k] >= 0) {
@@ -179,19 +188,19 @@
       var w = Math.max(2, x1 - x0);
       var lane = D.lane[k];
       var y = AXIS + lane * laneH + 2;
-      var cls = 'op ' + OUTCOME[D.out[k]];
+      var cls = 'op ' + OUTCOME[opOut[k]];
       if (k === D.focus) { cls += ' focus'; } else if (k === D.prevOk) { cls += ' prev'; } else if (related[k]) { cls += ' related'; }
       if (k === selected && k !== D.focus) { cls += ' selected'; }
       parts.push('<rect class="' + cls + '" data-k="' + k + '" x="' + x0.toFixed(1) + '" y="' + y + '" width="' + w.toFixed(1) +
         '" height="' + (laneH - 4) + '" rx="2"/>');
       if (laneH >= 18 && w > 46) {
-        var label = D.fs[D.f[k]] + ' ' + D.strs[D.val[k]];
+        var label = D.fs[opF[k]] + ' ' + D.strs[opVal[k]];
         var room = Math.floor((w - 6) / 6);
         if (label.length > room) { label = label.slice(0, Math.max(1, room - 1)) + '…'; }
         parts.push('<text class="op-text" x="' + (x0 + 3).toFixed(1) + '" y="' + (y + laneH - 9) + '">' + esc(label) + '</text>');
       }
       var procs = laneProcs[lane] || (laneProcs[lane] = []);
-      if (procs.indexOf(D.proc[k]) < 0) { procs.push(D.proc[k]); }
+      if (procs.indexOf(proc[k]) < 0) { procs.push(proc[k]); }
     }
     for (k = lo; k < hi; k++) {
       if (end[k] >= t0 && D.dur[k] >= 0) { draw(k); }

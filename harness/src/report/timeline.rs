@@ -22,17 +22,17 @@ struct Table {
 impl Table {
     fn with_empty() -> Table {
         let mut t = Table::default();
-        t.id(String::new());
+        t.id("");
         t
     }
 
-    fn id(&mut self, s: String) -> usize {
-        if let Some(&i) = self.index.get(&s) {
+    fn id(&mut self, s: &str) -> usize {
+        if let Some(&i) = self.index.get(s) {
             return i;
         }
         let i = self.items.len();
-        self.index.insert(s.clone(), i);
-        self.items.push(s);
+        self.index.insert(s.to_string(), i);
+        self.items.push(s.to_string());
         i
     }
 
@@ -108,24 +108,32 @@ pub fn timeline_json(data: &ReportData) -> String {
     let ops = &data.ops;
     let mut fs = Table::default();
     let mut strs = Table::with_empty();
-    let mut f_col = Vec::with_capacity(ops.len());
-    let mut val_col = Vec::with_capacity(ops.len());
-    let mut err_col = Vec::with_capacity(ops.len());
+    // What an operation was and how it ended, as one index: a history repeats few of these.
+    let mut kinds: HashMap<(usize, u8, usize, usize), usize> = HashMap::new();
+    let mut kind_list: Vec<(usize, u8, usize, usize)> = Vec::new();
+    let mut kind_col = Vec::with_capacity(ops.len());
     let mut node_col = Vec::with_capacity(ops.len());
     for o in ops {
-        f_col.push(fs.id(o.f.clone()));
-        val_col.push(strs.id(super::data::truncate(&o.value_text(), 300)));
-        err_col.push(match &o.error {
-            Some(e) => strs.id(super::data::truncate(&super::data::compact(e), 200)),
+        let f = fs.id(o.f);
+        let value = strs.id(&super::data::truncate(&o.value_text(), 300));
+        let error = match o.error {
+            Some(e) => strs.id(&super::data::truncate(&super::data::compact(e), 200)),
             None => 0,
-        });
-        node_col.push(match &o.node {
-            Some(n) => strs.id(n.clone()),
+        };
+        let kind = (f, o.outcome.code(), value, error);
+        let next = kind_list.len();
+        let id = *kinds.entry(kind).or_insert(next);
+        if id == next {
+            kind_list.push(kind);
+        }
+        kind_col.push(id);
+        node_col.push(match o.node {
+            Some(n) => strs.id(n),
             None => 0,
         });
     }
-    // Roughly 30 bytes per operation.
-    let mut out = String::with_capacity(256 + ops.len() * 32);
+    // Roughly 20 bytes per operation.
+    let mut out = String::with_capacity(256 + ops.len() * 24);
     out.push('{');
     let _ = write!(
         out,
@@ -141,9 +149,27 @@ pub fn timeline_json(data: &ReportData) -> String {
     fs.write_json(&mut out);
     out.push_str(",\"strs\":");
     strs.write_json(&mut out);
-    out.push(',');
+    out.push_str(",\"kinds\":[");
+    for (i, (f, outcome, value, error)) in kind_list.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "[{f},{outcome},{value},{error}]");
+    }
+    out.push_str("],");
     column(&mut out, "lane", ops.iter().map(|o| o.lane));
-    column(&mut out, "proc", ops.iter().map(|o| o.process));
+    // A lane's process changes only when one is retired: store the change, mostly 0.
+    let mut lane_process = vec![0i64; data.lanes as usize];
+    column(
+        &mut out,
+        "proc",
+        ops.iter().map(|o| {
+            let last = &mut lane_process[o.lane as usize];
+            let d = o.process as i64 - *last;
+            *last = o.process as i64;
+            d
+        }),
+    );
     let mut prev = 0u64;
     column(
         &mut out,
@@ -163,10 +189,7 @@ pub fn timeline_json(data: &ReportData) -> String {
             None => -1,
         }),
     );
-    column(&mut out, "out", ops.iter().map(|o| o.outcome.code()));
-    column(&mut out, "f", f_col.into_iter());
-    column(&mut out, "val", val_col.into_iter());
-    column(&mut out, "err", err_col.into_iter());
+    column(&mut out, "kind", kind_col.into_iter());
     column(&mut out, "node", node_col.into_iter());
     let mut prev_index = 0u64;
     column(
@@ -261,6 +284,9 @@ mod tests {
         assert_eq!(v["dur"], json!([8, 6]));
         assert_eq!(v["cmp"], json!([2, 2]));
         assert_eq!(v["windows"][0][2], "partition");
-        assert_eq!(v["strs"][v["val"][1].as_u64().unwrap() as usize], "null → </script>");
+        let kind = &v["kinds"][v["kind"][1].as_u64().unwrap() as usize];
+        assert_eq!(v["strs"][kind[2].as_u64().unwrap() as usize], "null → </script>");
+        assert_eq!(v["fs"][kind[0].as_u64().unwrap() as usize], "read");
+        assert_eq!(v["proc"], json!([0, 1]));
     }
 }

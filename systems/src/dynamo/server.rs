@@ -815,6 +815,9 @@ impl Node for DynamoNode {
         self.ops.clear();
         self.forwards.clear();
         let now = ctx.monotonic_ns();
+        // Ids of this incarnation start past any of an earlier one, so a late answer to an
+        // operation from before a crash cannot be taken for an answer to a new one.
+        self.next_id = self.next_id.max(now);
         // Optimistic start: peers count as reachable until their pongs stop.
         self.last_pong = self.peers.iter().map(|p| (p.clone(), now)).collect();
         ctx.set_timer(TICK_TIMER, Delay::Fixed(TICK_NS));

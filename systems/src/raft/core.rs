@@ -926,9 +926,12 @@ impl<M: StateMachine> Raft<M> {
         if wrote {
             ctx.disk_sync();
         }
-        let group = self.config.group.clone();
         for (to, message) in self.outbox.drain(..) {
-            ctx.send(&to, &message.to_body(group.as_deref()));
+            match &self.config.group {
+                // Serialized once, straight from the message.
+                None => ctx.send(&to, &message),
+                Some(group) => ctx.send(&to, &message.to_body(Some(group))),
+            }
         }
     }
 }

@@ -69,9 +69,9 @@ impl KvMachine {
 
 impl StateMachine for KvMachine {
     fn apply(&mut self, command: &Value) -> Value {
-        let request = match KvRequest::parse(command.clone()) {
+        let request = match KvRequest::deserialize(command) {
             Ok(r) => r,
-            Err(e) => return protocol::definite_error(code::MALFORMED_REQUEST, e),
+            Err(e) => return protocol::definite_error(code::MALFORMED_REQUEST, e.to_string()),
         };
         match request {
             KvRequest::Read { key } => self.read(&key),

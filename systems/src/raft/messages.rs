@@ -86,7 +86,19 @@ pub enum Message {
 impl Message {
     /// Parses a peer message body; unknown fields (`msg_id`, `group`, ...) are ignored.
     pub fn parse(body: Value) -> Result<Message, String> {
-        serde_json::from_value(body).map_err(|e| e.to_string())
+        // Dispatching on `type` by hand skips serde's buffering of internally tagged enums,
+        // which shows up in profiles of long simulations.
+        fn decode<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, String> {
+            serde_json::from_value(body).map_err(|e| e.to_string())
+        }
+        let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
+        match kind {
+            "raft_request_vote" => decode(body).map(Message::RequestVote),
+            "raft_vote" => decode(body).map(Message::Vote),
+            "raft_append" => decode(body).map(Message::Append),
+            "raft_append_reply" => decode(body).map(Message::AppendReply),
+            other => Err(format!("unknown message type {other:?}")),
+        }
     }
 
     /// The body to send, with `group` added when the sender belongs to a named group.

@@ -3,14 +3,15 @@
 use super::{Meaning, Model, Parser, key_and_value};
 use crate::linearizability::prepare::Paired;
 use serde_json::Value;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum KvStringOp {
     Get {
         value: String,
-        /// Some put that may still be unlinearized when this get's return is reached sets a
-        /// prefix of `value` (see `mark_resetting_puts`).
-        after_put: bool,
+        /// The puts (operation ids) invoked before this get returned whose value is a prefix of
+        /// `value`: the only ways to reach `value` from a state that is not its prefix.
+        puts: Vec<u32>,
     },
     Put(String),
     Append(String),
@@ -31,7 +32,7 @@ impl Parser for KvStringParser {
             "get" if !ok || v.is_null() => return Ok(Meaning::Nothing),
             "get" => KvStringOp::Get {
                 value: text()?,
-                after_put: true,
+                puts: Vec::new(),
             },
             "put" => KvStringOp::Put(text()?),
             "append" => KvStringOp::Append(text()?),
@@ -95,14 +96,21 @@ impl Model for KvString {
         }
     }
 
-    // Concurrent appends can be ordered in factorially many ways, each a different string; a
-    // get due next tells which orders can still work: appends only extend the string, so unless
-    // a put may intervene, the state must be a prefix of what the get returned.
+    // Concurrent appends can be ordered in factorially many ways, each a different string; a get
+    // that must come later tells which orders can still work: appends only extend the string, so
+    // unless one of the puts that could have set a prefix of its value is still to come, the
+    // state must be a prefix of what the get returned.
     const LOOKAHEAD: bool = true;
 
-    fn can_reach(&self, state: &String, op: &KvStringOp) -> bool {
+    fn observes(&self, op: &KvStringOp) -> bool {
+        matches!(op, KvStringOp::Get { .. })
+    }
+
+    fn can_reach(&self, state: &String, op: &KvStringOp, linearized: &[bool]) -> bool {
         match op {
-            KvStringOp::Get { value, after_put } => *after_put || value.starts_with(state.as_str()),
+            KvStringOp::Get { value, puts } => {
+                value.starts_with(state.as_str()) || puts.iter().any(|&p| !linearized[p as usize])
+            }
             _ => true,
         }
     }
@@ -116,42 +124,41 @@ impl Model for KvString {
     }
 }
 
-/// Sets each get's `after_put`: whether a put whose value is a prefix of the get's may still be
-/// unlinearized when the search reaches the get's return — a put invoked before that return and
-/// either returning after it or never certainly completing. (Any `ok` put that returned earlier
-/// is already linearized there.) Without such a put, only appends can come between any state and
-/// the get.
-pub(crate) fn mark_resetting_puts(ops: &mut [(Paired, KvStringOp)]) {
-    let mut events: Vec<(usize, usize)> = Vec::new();
-    for (i, (p, op)) in ops.iter().enumerate() {
-        match op {
-            KvStringOp::Put(_) => {
-                events.push((p.invoke, i));
-                if let (true, Some(ret)) = (p.outcome.is_ok(), p.complete) {
-                    events.push((ret, i));
-                }
-            }
-            KvStringOp::Get { .. } => events.push((p.complete.expect("ok gets complete"), i)),
-            KvStringOp::Append(_) => {}
+/// Fills each get's `puts`. Operation ids are indices into `ops`.
+pub(crate) fn link_puts_to_gets(ops: &mut [(Paired, KvStringOp)]) {
+    let mut puts_by_value: HashMap<&str, Vec<u32>> = HashMap::new();
+    for (i, (_, op)) in ops.iter().enumerate() {
+        if let KvStringOp::Put(v) = op {
+            puts_by_value.entry(v.as_str()).or_default().push(i as u32);
         }
     }
-    events.sort_unstable();
-    let mut open_puts: Vec<usize> = Vec::new();
-    for (pos, i) in events {
-        let starts = pos == ops[i].0.invoke;
-        match &ops[i].1 {
-            KvStringOp::Put(_) if starts => open_puts.push(i),
-            KvStringOp::Put(_) => open_puts.retain(|&j| j != i),
-            KvStringOp::Get { value, .. } => {
-                let after_put = open_puts.iter().any(|&j| match &ops[j].1 {
-                    KvStringOp::Put(v) => value.starts_with(v.as_str()),
-                    _ => false,
-                });
-                if let KvStringOp::Get { after_put: flag, .. } = &mut ops[i].1 {
-                    *flag = after_put;
-                }
-            }
-            KvStringOp::Append(_) => {}
+    // Prefixes of a get's value are looked up only at the lengths some put has.
+    let mut lengths: Vec<usize> = puts_by_value.keys().map(|v| v.len()).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let links: Vec<(usize, Vec<u32>)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (p, op))| {
+            let KvStringOp::Get { value, .. } = op else {
+                return None;
+            };
+            let returned = p.complete.unwrap_or(usize::MAX);
+            let puts: Vec<u32> = lengths
+                .iter()
+                .take_while(|&&len| len <= value.len())
+                .filter_map(|&len| value.get(..len))
+                .filter_map(|prefix| puts_by_value.get(prefix))
+                .flatten()
+                .copied()
+                .filter(|&put| ops[put as usize].0.invoke < returned)
+                .collect();
+            Some((i, puts))
+        })
+        .collect();
+    for (i, linked) in links {
+        if let KvStringOp::Get { puts, .. } = &mut ops[i].1 {
+            *puts = linked;
         }
     }
 }

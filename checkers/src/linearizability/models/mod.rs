@@ -12,7 +12,7 @@ mod register;
 pub(crate) use collections::{
     FifoQueue, QueueParser, Set, SetParser, UnorderedQueue, initial_items,
 };
-pub(crate) use kv_string::{KvString, KvStringParser, mark_resetting_puts};
+pub(crate) use kv_string::{KvString, KvStringParser, link_puts_to_gets};
 pub(crate) use multi_register::{MultiRegister, MultiRegisterParser};
 pub(crate) use register::{
     Mutex, MutexParser, Register, RegisterParser, observable, register_init,
@@ -99,13 +99,19 @@ pub(crate) trait Model: Send + Sync + 'static {
         false
     }
 
-    /// Whether `can_reach` can ever say no; searches of other models skip the lookahead.
+    /// Whether the model looks ahead (`observes`, `can_reach`); other models' searches skip it.
     const LOOKAHEAD: bool = false;
 
-    /// Whether `op` — the operation whose return comes next, so it must be linearized before
-    /// anything invoked later — can still be linearized after `state`. `false` only when
+    /// Whether the search should look ahead to `op`: an operation whose result pins down the
+    /// state (a get).
+    fn observes(&self, _op: &Self::Op) -> bool {
+        false
+    }
+
+    /// Whether `op`, an observing operation that is not linearized yet, can still be linearized
+    /// after `state` (`linearized[i]`: operation i of this key already is). `false` only when
     /// certain; the search then cuts the branch.
-    fn can_reach(&self, _state: &Self::State, _op: &Self::Op) -> bool {
+    fn can_reach(&self, _state: &Self::State, _op: &Self::Op, _linearized: &[bool]) -> bool {
         true
     }
 
