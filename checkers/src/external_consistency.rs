@@ -4,7 +4,7 @@
 //! `ok` completions carry the timestamp the system assigned as `"commit_ts"` (an integer; for a
 //! read-only transaction, its snapshot timestamp). Two properties are checked:
 //!
-//! 1. Real time: if T1 completed (`ok`) before T2 was invoked — by harness time `op.time`, or by
+//! 1. Real time: if committed T1 completed (`ok`) before committed T2 was invoked — by harness time `op.time`, or by
 //!    history order when times are missing — then T1 is ordered before T2 by timestamp: `ts1 <
 //!    ts2`, except that a read-only T2 may share T1's timestamp (a snapshot read at `t` sees every
 //!    commit at `t`).

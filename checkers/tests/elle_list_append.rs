@@ -582,3 +582,87 @@ fn bad_input_names_the_op() {
     let e = check_list_append(&b.history(), &Options::models(&["serialisable"])).unwrap_err();
     assert_eq!(e.source, "<options>");
 }
+
+/// Random, mostly malformed histories: every transactional checker answers (a verdict or an
+/// input error) and never panics.
+#[test]
+fn checkers_never_panic_on_random_input() {
+    use checkers::bank::{self, BankOptions};
+    use checkers::elle::check_rw_register;
+    use checkers::external_consistency;
+    use rand::{Rng, RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn scalar(rng: &mut ChaCha8Rng) -> Value {
+        match rng.random_range(0..5) {
+            0 => Value::Null,
+            1 => json!(rng.random_range(-2..4)),
+            2 => json!(["x", "y", "r", "w", "append"][rng.random_range(0..5)]),
+            3 => json!(1.5),
+            _ => json!(true),
+        }
+    }
+    fn value(rng: &mut ChaCha8Rng, depth: u32) -> Value {
+        if depth == 0 || rng.random_bool(0.3) {
+            return scalar(rng);
+        }
+        match rng.random_range(0..3) {
+            0 => Value::Array(
+                (0..rng.random_range(0..4))
+                    .map(|_| value(rng, depth - 1))
+                    .collect(),
+            ),
+            1 => {
+                let f = ["r", "w", "append", "read", "bogus"][rng.random_range(0..5)];
+                let k = ["x", "y"][rng.random_range(0..2)];
+                json!([f, k, value(rng, depth - 1)])
+            }
+            _ => {
+                json!({"from": scalar(rng), "to": scalar(rng), "amount": scalar(rng), "x": scalar(rng)})
+            }
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let mut answered = [0usize; 4];
+    for _ in 0..3000 {
+        let mut b = Builder::default();
+        for _ in 0..rng.random_range(0..8) {
+            let kind =
+                [OpType::Invoke, OpType::Ok, OpType::Fail, OpType::Info][rng.random_range(0..4)];
+            let mut v = value(&mut rng, 3);
+            if rng.random_bool(0.5) {
+                v = Value::Array(
+                    (0..rng.random_range(0..3))
+                        .map(|_| {
+                            let f = ["r", "w", "append"][rng.random_range(0..3)];
+                            {
+                                let k = ["x", "y"][rng.random_range(0..2)];
+                                json!([f, k, value(&mut rng, 1)])
+                            }
+                        })
+                        .collect(),
+                );
+            }
+            b.event(rng.random_range(0..3), kind, v);
+            let last = b.ops.last_mut().unwrap();
+            last.f = ["txn", "txn", "txn", "read", "transfer"][rng.random_range(0..5)].into();
+            if rng.random_bool(0.5) {
+                last.extra.insert("commit_ts".into(), scalar(&mut rng));
+            }
+            if rng.random_bool(0.1) {
+                last.time = None;
+            }
+            let _ = rng.next_u32();
+        }
+        let h = b.history();
+        answered[0] += usize::from(check_list_append(&h, &Options::default()).is_ok());
+        answered[1] += usize::from(check_rw_register(&h, &Options::default()).is_ok());
+        answered[2] += usize::from(external_consistency::check(&h).is_ok());
+        answered[3] += usize::from(bank::check(&h, &BankOptions::default()).is_ok());
+    }
+    // Some inputs get past validation into the checks themselves.
+    assert!(
+        answered.iter().all(|&n| n > 50),
+        "verdicts per checker: {answered:?}"
+    );
+}

@@ -273,6 +273,10 @@ fn bad_input_is_an_error_naming_the_op() {
     assert!(e.message.contains("`commit_ts` must be an integer"), "{e}");
 }
 
+/// (process, invoke, commit, complete, micro-ops (is read, key, element), fate: 0 ok, 1 info
+/// with a timestamp, 2 info without one, 3 info that never took effect).
+type SimTxn = (u64, i64, i64, i64, Vec<(bool, u32, i64)>, u8);
+
 /// A simulated store that commits every transaction atomically at a point of its interval and
 /// stamps it with that point: always externally consistent, with indeterminate transactions
 /// (with and without timestamps) mixed in. Moving one commit timestamp below the completion of an
@@ -284,8 +288,7 @@ fn simulated_correct_store_is_valid_and_a_skewed_timestamp_is_not() {
 
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for round in 0..200 {
-        // (process, invoke, commit, complete, mops, fate: 0 ok, 1 info with ts, 2 info without, 3 info never)
-        let mut txns: Vec<(u64, i64, i64, i64, Vec<(bool, u32, i64)>, u8)> = Vec::new();
+        let mut txns: Vec<SimTxn> = Vec::new();
         let mut clock = [0i64; 4];
         let mut next = 0i64;
         for _ in 0..40 {

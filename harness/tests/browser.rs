@@ -398,6 +398,16 @@ fn reports_and_the_index_work_in_a_real_browser() {
     let mut browser = Browser::launch(&chromium, &scratch);
     browser.open_tab();
 
+    // First, that a page's errors are seen at all.
+    browser.visit(
+        "data:text/html,<p>planted</p><script>console.error('planted');no_such_function()</script>",
+    );
+    assert!(
+        browser.problems.len() >= 2,
+        "planted errors went unseen: {:?}",
+        browser.problems
+    );
+
     // A valid run, from disk.
     browser.visit(&format!("file://{}", valid.join("report.html").display()));
     browser.assert_no_problems("valid report");

@@ -223,8 +223,11 @@ impl Bfs {
                 in_component[v as usize] = c as u32;
             }
         }
-        // Every cycle with an rw edge passes through the target of one: start only there when
-        // the rule needs rw edges.
+        // A cycle with rw edges can be turned so that it ends with one: start only at the targets
+        // of rw edges, and close the cycle with an rw edge into the start. For a single rw edge,
+        // the rest is a path of free edges from its target back to its source, which needs the
+        // source's free component to be reachable: no later in reverse topological order.
+        let free_component = (rule == Rule::SingleRw).then(|| graph.component_ids(free));
         let mut starts: Vec<u32> = Vec::new();
         for comp in components {
             for &v in comp {
@@ -234,7 +237,13 @@ impl Bfs {
                 }
                 let (succ, rels) = graph.out(v);
                 for (&w, &r) in succ.iter().zip(rels) {
-                    if r & RW != 0 && in_component[w as usize] == in_component[v as usize] {
+                    let reachable = free_component
+                        .as_ref()
+                        .is_none_or(|ids| ids[v as usize] <= ids[w as usize]);
+                    if r & RW != 0
+                        && in_component[w as usize] == in_component[v as usize]
+                        && reachable
+                    {
                         starts.push(w);
                     }
                 }
@@ -311,7 +320,8 @@ impl Bfs {
                 }
                 if r & RW != 0 && rule != Rule::NoRw {
                     let allowed = match rule {
-                        Rule::SingleRw => rw_count(state) == 0,
+                        // The one rw edge is the closing one.
+                        Rule::SingleRw => w == start,
                         Rule::NonadjacentRw => state & 4 == 0,
                         _ => true,
                     };
@@ -325,7 +335,9 @@ impl Bfs {
                 for &(label, next) in &moves[..n] {
                     let next_slot = w as usize * STATES + next as usize;
                     if w == start {
-                        if accepts(rule, next) {
+                        // Rules with rw edges close with one (see `shortest_cycle`).
+                        let closes = matches!(rule, Rule::NoRw | Rule::Any) || label == RW;
+                        if closes && accepts(rule, next) {
                             return Search::Found(self.path(slot, start, w, label));
                         }
                         continue;

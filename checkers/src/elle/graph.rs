@@ -108,6 +108,19 @@ impl DepGraph {
         })
     }
 
+    /// Every node's strongly connected component using only edges with a relation in `mask`,
+    /// numbered in reverse topological order (see [`tarjan_with_ids`]).
+    pub fn component_ids(&self, mask: u8) -> Vec<u32> {
+        tarjan_with_ids(self.node_count(), |v| {
+            let (succ, rels) = self.out(v);
+            succ.iter()
+                .zip(rels)
+                .filter(move |(_, r)| **r & mask != 0)
+                .map(|(s, _)| *s)
+        })
+        .0
+    }
+
     /// The subgraph induced by `nodes`, renumbered `0..nodes.len()` in that order.
     pub fn induced(&self, nodes: &[u32], local_of: &mut [u32]) -> DepGraph {
         for (i, &n) in nodes.iter().enumerate() {
@@ -137,6 +150,18 @@ where
     F: Fn(u32) -> I,
     I: Iterator<Item = u32>,
 {
+    tarjan_with_ids(nodes, successors).1
+}
+
+/// Iterative Tarjan, also numbering every node's component: components are numbered in reverse
+/// topological order, so if component X reaches component Y ≠ X, then `id(Y) < id(X)`.
+pub fn tarjan_with_ids<I, F>(nodes: usize, successors: F) -> (Vec<u32>, Vec<Vec<u32>>)
+where
+    F: Fn(u32) -> I,
+    I: Iterator<Item = u32>,
+{
+    let mut component_of = vec![0u32; nodes];
+    let mut components = 0u32;
     const UNVISITED: u32 = u32::MAX;
     let mut index = vec![UNVISITED; nodes];
     let mut low = vec![0u32; nodes];
@@ -180,11 +205,13 @@ where
                 let mut component = Vec::new();
                 while let Some(w) = stack.pop() {
                     on_stack[w as usize] = false;
+                    component_of[w as usize] = components;
                     component.push(w);
                     if w == v {
                         break;
                     }
                 }
+                components += 1;
                 if component.len() > 1 {
                     component.sort_unstable();
                     out.push(component);
@@ -192,7 +219,7 @@ where
             }
         }
     }
-    out
+    (component_of, out)
 }
 
 /// Process edges: each process's transactions in order, from each committed one to the next

@@ -4,19 +4,19 @@
 //! fails.
 
 use super::data::{ReportData, compact, truncate};
-use super::svg::{esc, ticks, time_label};
+use super::svg::{esc, time_label};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 /// At most this many operations are drawn.
 const MAX_DRAWN: usize = 32;
-const WIDTH: f64 = 960.0;
-const LEFT: f64 = 70.0;
+const WIDTH: f64 = 1000.0;
+/// Where bars start: the row labels are to their left.
+const BAR_LEFT: f64 = 330.0;
 const RIGHT: f64 = 20.0;
-const LANE: f64 = 30.0;
-const TOP: f64 = 56.0;
+const ROW: f64 = 24.0;
+const TOP: f64 = 42.0;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -152,8 +152,10 @@ fn view(data: &ReportData, checker: &str, result: &Value) -> CounterexampleView 
     }
 }
 
-/// The operations around the failing one as bars per process, and the first (longest) partial
-/// linearization threaded through them as numbered points with the state after each.
+/// The operations around the failing one, one row each, on an axis of event order (every
+/// invocation and completion gets one step, as in Knossos's linear.svg: what matters is which
+/// operations overlap, not by how much), with the first (longest) partial linearization
+/// threaded through them: numbered points with the state after each, ending in a cross.
 fn draw(data: &ReportData, failing: usize, result: &Value, concurrent: &[usize]) -> String {
     let first_path = result["final_paths"].get(0);
     let path_ops: Vec<usize> = first_path
@@ -182,57 +184,56 @@ fn draw(data: &ReportData, failing: usize, result: &Value, concurrent: &[usize])
             chosen.push(i);
         }
     }
-    let fail_op = &data.ops[failing];
-    let fail_end = fail_op.end_or(data.end);
-    let t0 = chosen.iter().map(|&i| data.ops[i].start).min().unwrap_or(0);
-    let natural_end = chosen
-        .iter()
-        .filter_map(|&i| data.ops[i].end)
-        .max()
-        .unwrap_or(fail_end)
-        .max(fail_end);
-    // Operations that never completed would stretch the picture: cut them a little after.
-    let span = (fail_end.max(natural_end) - t0).max(1) as f64;
-    let t1 = (natural_end as f64).min(fail_end as f64 + span * 0.25);
-    let (t0f, t1f) = (t0 as f64 - span * 0.03, t1 + span * 0.03);
-    let x_of = |t: f64| LEFT + (t - t0f) / (t1f - t0f) * (WIDTH - LEFT - RIGHT);
+    chosen.sort_by_key(|&i| (data.ops[i].start, data.ops[i].invoke_index));
 
-    let processes: BTreeSet<u64> = chosen.iter().map(|&i| data.ops[i].process).collect();
-    let lanes: Vec<u64> = processes.into_iter().collect();
-    let lane_y = |p: u64| TOP + lanes.iter().position(|&q| q == p).unwrap_or(0) as f64 * LANE;
-    let height = TOP + lanes.len() as f64 * LANE + 34.0;
+    // Event order: operations that never completed end after every drawn event.
+    let mut events: Vec<u64> = chosen
+        .iter()
+        .flat_map(|&i| [Some(data.ops[i].start), data.ops[i].end])
+        .flatten()
+        .collect();
+    events.sort_unstable();
+    events.dedup();
+    let slots = events.len() as f64 + 1.0;
+    let rank = |t: u64| events.partition_point(|&e| e < t) as f64;
+    let end_rank = |i: usize| data.ops[i].end.map_or(slots - 0.5, rank);
+    let slot_w = (WIDTH - BAR_LEFT - RIGHT) / slots;
+    let x_of = |r: f64| BAR_LEFT + (r + 0.5) * slot_w;
+    let row_y = |i: usize| TOP + chosen.iter().position(|&c| c == i).unwrap_or(0) as f64 * ROW;
+    let height = TOP + chosen.len() as f64 * ROW + 30.0;
+    let bottom = TOP + chosen.len() as f64 * ROW - ROW / 2.0;
 
     let mut out = String::new();
     let _ = write!(
         out,
         r#"<svg class="linear" viewBox="0 0 {WIDTH} {height:.0}" role="img" aria-label="The operations around the failing one" xmlns="http://www.w3.org/2000/svg">"#
     );
-    let axis_y = height - 22.0;
-    for t in ticks(t0f.max(0.0), t1f, 8.0) {
-        let x = x_of(t);
-        let _ = write!(
-            out,
-            r#"<line class="grid" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}"/><text class="tick" x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            TOP - 14.0,
-            axis_y + 14.0,
-            esc(&time_label(data.axis, t, t1f - t0f))
-        );
-    }
-    for &p in &lanes {
-        let y = lane_y(p);
-        let _ = write!(
-            out,
-            r#"<text class="lane-label" x="{:.1}" y="{:.1}" text-anchor="end">p{p}</text>"#,
-            LEFT - 8.0,
-            y + 4.0
-        );
-    }
-    for &i in &chosen {
+    let _ = write!(
+        out,
+        r#"<text class="legend" x="8" y="16">One row per operation; left to right, the order in which operations were invoked and completed (not to scale). Red band: the failing operation's interval.</text>"#
+    );
+    // The failing operation's interval across every row: what overlaps it is concurrent.
+    let (f0, f1) = (
+        x_of(rank(data.ops[failing].start)) - slot_w * 0.4,
+        x_of(end_rank(failing)) + slot_w * 0.4,
+    );
+    let _ = write!(
+        out,
+        r#"<rect class="failing-band" x="{f0:.1}" y="{:.1}" width="{:.1}" height="{:.1}"/>"#,
+        TOP - ROW / 2.0,
+        f1 - f0,
+        bottom - TOP + ROW / 2.0
+    );
+    for (n, &i) in chosen.iter().enumerate() {
         let o = &data.ops[i];
-        let y = lane_y(o.process);
-        let x0 = x_of(o.start as f64);
-        let open_ended = o.end.is_none_or(|e| e as f64 > t1);
-        let x1 = x_of(o.end.map_or(t1, |e| (e as f64).min(t1))).max(x0 + 3.0);
+        let y = row_y(i);
+        if n % 2 == 1 {
+            let _ = write!(
+                out,
+                r#"<rect class="row-bg" x="0" y="{:.1}" width="{WIDTH}" height="{ROW}"/>"#,
+                y - ROW / 2.0
+            );
+        }
         let class = if i == failing {
             "op failing"
         } else if Some(i) == previous_ok {
@@ -240,38 +241,50 @@ fn draw(data: &ReportData, failing: usize, result: &Value, concurrent: &[usize])
         } else {
             "op"
         };
-        let label = truncate(&format!("{} {}", o.f, o.value_text()), 60);
+        let x0 = x_of(rank(o.start)) - slot_w * 0.4;
+        let x1 = x_of(end_rank(i)) + slot_w * 0.4;
+        let label = truncate(
+            &format!(
+                "op {} · p{} {} {}",
+                o.complete_index.unwrap_or(o.invoke_index),
+                o.process,
+                o.f,
+                o.value_text()
+            ),
+            46,
+        );
         let _ = write!(
             out,
-            r#"<g class="{class} {outcome}"><rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="16" rx="3"/>"#,
-            y - 8.0,
-            x1 - x0,
+            r#"<g class="{class} {outcome}"><text class="op-label" x="8" y="{:.1}">{}</text><rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="14" rx="3"/>"#,
+            y + 4.0,
+            esc(&label),
+            y - 7.0,
+            (x1 - x0).max(3.0),
             outcome = o.outcome.as_str()
         );
-        if open_ended {
+        if o.end.is_none() {
             let _ = write!(
                 out,
-                r#"<path class="open-end" d="M{x1:.1} {:.1}l6 8-6 8z"/>"#,
-                y - 8.0
+                r#"<path class="open-end" d="M{x1:.1} {:.1}l6 7-6 7z"/>"#,
+                y - 7.0
             );
         }
-        // The label sits above the bar when the bar is too short to hold it.
-        let label_width = label.chars().count() as f64 * 6.2;
-        let fits = (x1 - x0) > label_width + 8.0;
-        let (lx, ly, anchor) = if fits {
-            (x0 + 4.0, y + 4.0, "start")
-        } else if x0 + label_width > WIDTH - 4.0 {
-            // Near the right edge the label ends where the bar does.
-            (x1, y - 11.0, "end")
-        } else {
-            (x0, y - 11.0, "start")
+        let when = match o.end {
+            Some(e) => format!(
+                "{} to {}",
+                time_label(data.axis, o.start as f64, 1.0),
+                time_label(data.axis, e as f64, 1.0)
+            ),
+            None => format!(
+                "{}, never completed",
+                time_label(data.axis, o.start as f64, 1.0)
+            ),
         };
         let _ = write!(
             out,
-            r#"<text class="op-label{}" x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}">{}</text><title>{}</title></g>"#,
-            if fits { " inside" } else { "" },
-            esc(&label),
-            esc(&o.describe())
+            "<title>{} · {}</title></g>",
+            esc(&o.describe()),
+            esc(&when)
         );
     }
     // Thread the first path: a point inside each operation's interval, in order.
@@ -280,28 +293,43 @@ fn draw(data: &ReportData, failing: usize, result: &Value, concurrent: &[usize])
             .as_array()
             .map(|s| s.iter().map(|v| truncate(&compact(v), 24)).collect())
             .unwrap_or_default();
-        let eps = (t1f - t0f) * 0.012;
+        let eps = 0.2;
         let mut prev = f64::MIN;
-        let mut points: Vec<(f64, f64, String, bool)> = Vec::new();
+        let mut points: Vec<(f64, f64, Option<String>)> = Vec::new();
         for (n, &i) in path_ops.iter().enumerate() {
             if !chosen.contains(&i) {
                 continue;
             }
-            let o = &data.ops[i];
-            let hi = o.end.map_or(t1, |e| e as f64).min(t1);
-            let t = (prev + eps).max(o.start as f64).min(hi.max(o.start as f64));
-            prev = t;
+            let lo = rank(data.ops[i].start);
+            let r = (prev + eps).max(lo).min(end_rank(i) + 0.3);
+            prev = r;
             let state = states.get(n).cloned().unwrap_or_default();
-            points.push((x_of(t), lane_y(o.process), state, false));
+            points.push((x_of(r), row_y(i), Some(state)));
         }
-        let t = (prev + eps)
-            .max(fail_op.start as f64)
-            .min(fail_end as f64);
-        points.push((x_of(t), lane_y(fail_op.process), String::new(), true));
+        let r = (prev + eps)
+            .max(rank(data.ops[failing].start))
+            .min(end_rank(failing) + 0.3);
+        points.push((x_of(r), row_y(failing), None));
+        // The reason is written on the failing row, left of its bar where the row is empty,
+        // or right of it when the bar starts too far left.
+        let why = first_path
+            .and_then(|p| p["failure"].as_str())
+            .unwrap_or("cannot be linearized here");
+        let why_short = truncate(why, 60);
+        let why_width = why_short.chars().count() as f64 * 6.6;
+        let bar_start = x_of(rank(data.ops[failing].start)) - slot_w * 0.4;
+        let bar_end = x_of(end_rank(failing)) + slot_w * 0.4;
+        let (reason_x, reason_anchor) = if bar_start - 14.0 - why_width >= BAR_LEFT {
+            (bar_start - 14.0, "end")
+        } else if bar_end + 14.0 + why_width <= WIDTH {
+            (bar_end + 14.0, "start")
+        } else {
+            (BAR_LEFT, "start")
+        };
         if points.len() > 1 {
             let d: Vec<String> = points
                 .iter()
-                .map(|(x, y, _, _)| format!("{x:.1} {y:.1}"))
+                .map(|(x, y, _)| format!("{x:.1} {y:.1}"))
                 .collect();
             let _ = write!(
                 out,
@@ -309,33 +337,47 @@ fn draw(data: &ReportData, failing: usize, result: &Value, concurrent: &[usize])
                 d.join("L")
             );
         }
-        for (n, (x, y, state, is_fail)) in points.iter().enumerate() {
-            if *is_fail {
-                let _ = write!(
-                    out,
-                    r#"<g class="lin-fail"><circle cx="{x:.1}" cy="{y:.1}" r="8"/><path d="M{:.1} {:.1}l8 8m0-8l-8 8"/><title>{}</title></g>"#,
-                    x - 4.0,
-                    y - 4.0,
-                    esc(first_path
-                        .and_then(|p| p["failure"].as_str())
-                        .unwrap_or("cannot be linearized here"))
-                );
-            } else {
-                let _ = write!(
-                    out,
-                    r#"<g class="lin-point"><circle cx="{x:.1}" cy="{y:.1}" r="8"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text><text class="state" x="{:.1}" y="{:.1}">⇒ {}</text></g>"#,
-                    y + 3.5,
-                    n + 1,
-                    x + 10.0,
-                    y + 20.0,
-                    esc(state)
-                );
+        for (n, (x, y, state)) in points.iter().enumerate() {
+            match state {
+                Some(state) => {
+                    let _ = write!(
+                        out,
+                        r#"<g class="lin-point"><circle cx="{x:.1}" cy="{y:.1}" r="8"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text><text class="state" x="{:.1}" y="{:.1}">⇒ {}</text></g>"#,
+                        y + 3.5,
+                        n + 1,
+                        x + 11.0,
+                        y + 4.0,
+                        esc(state)
+                    );
+                }
+                None => {
+                    let reason_y = if reason_x == BAR_LEFT && reason_anchor == "start" {
+                        y + ROW * 0.9
+                    } else {
+                        y + 4.0
+                    };
+                    let _ = write!(
+                        out,
+                        r#"<g class="lin-fail"><circle cx="{x:.1}" cy="{y:.1}" r="8"/><path d="M{:.1} {:.1}l8 8m0-8l-8 8"/><text class="why" x="{reason_x:.1}" y="{reason_y:.1}" text-anchor="{reason_anchor}">{}</text><title>{}</title></g>"#,
+                        x - 4.0,
+                        y - 4.0,
+                        esc(&why_short),
+                        esc(why)
+                    );
+                }
             }
         }
     }
+    let first = events.first().copied().unwrap_or(0) as f64;
+    let last = events.last().copied().unwrap_or(0) as f64;
     let _ = write!(
         out,
-        r#"<text class="legend" x="{LEFT}" y="16">failing op outlined in red · previous ok op in blue · numbered points: the longest partial linearization, with the state after each step</text></svg>"#
+        r#"<text class="tick" x="{BAR_LEFT}" y="{:.1}">{}</text><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text></svg>"#,
+        height - 8.0,
+        esc(&time_label(data.axis, first, last - first)),
+        WIDTH - RIGHT,
+        height - 8.0,
+        esc(&time_label(data.axis, last, last - first)),
     );
     out
 }

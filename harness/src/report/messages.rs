@@ -34,10 +34,24 @@ pub struct Message {
     pub fate: String,
 }
 
+/// Message types get these colour classes, in order of first appearance; the rest share the
+/// last.
+const TYPE_CLASSES: usize = 6;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageType {
+    pub class: String,
+    pub name: String,
+    pub count: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MessagesView {
     pub svg: String,
     pub caption: String,
+    pub types: Vec<MessageType>,
+    /// Faults in force at some point of the window.
+    pub faults: Vec<String>,
 }
 
 /// The send time of a `{"sent_ns":N,...}` line without parsing the rest of it.
@@ -277,9 +291,24 @@ pub fn diagram(data: &ReportData, trace: &Path, nodes: &[String]) -> Option<Mess
             esc(label)
         );
     }
-    // Messages.
+    // Messages, coloured by type.
+    let mut types: Vec<MessageType> = Vec::new();
+    for m in &messages {
+        match types.iter_mut().find(|t| t.name == m.kind) {
+            Some(t) => t.count += 1,
+            None => types.push(MessageType {
+                class: format!("t{}", types.len().min(TYPE_CLASSES - 1)),
+                name: m.kind.clone(),
+                count: 1,
+            }),
+        }
+    }
     let label_arrows = messages.len() <= LABEL_ARROWS;
     for m in &messages {
+        let type_class = types
+            .iter()
+            .find(|t| t.name == m.kind)
+            .map_or("t0", |t| t.class.as_str());
         let (x0, y0) = (node_x(&m.from), y_of(m.sent_ns));
         let x_to = node_x(&m.to);
         let title = match m.delivered_ns {
@@ -312,7 +341,7 @@ pub fn diagram(data: &ReportData, trace: &Path, nodes: &[String]) -> Option<Mess
                 };
                 let _ = write!(
                     out,
-                    r#"<g class="msg delivered{}"><line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}"{}/><title>{}</title></g>"#,
+                    r#"<g class="msg delivered {type_class}{}"><line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}"{}/><title>{}</title></g>"#,
                     if late { " late" } else { "" },
                     if late { "" } else { r#" marker-end="url(#msg-head)""# },
                     esc(&title)
@@ -337,7 +366,7 @@ pub fn diagram(data: &ReportData, trace: &Path, nodes: &[String]) -> Option<Mess
                 };
                 let _ = write!(
                     out,
-                    r#"<g class="msg {fate}"><line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}"/><path class="cross" d="M{:.1} {:.1}l8 8m0-8l-8 8"/><title>{}</title></g>"#,
+                    r#"<g class="msg {fate} {type_class}"><line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}"/><path class="cross" d="M{:.1} {:.1}l8 8m0-8l-8 8"/><title>{}</title></g>"#,
                     x1 - 4.0,
                     y1 - 4.0,
                     esc(&title)
@@ -395,7 +424,24 @@ pub fn diagram(data: &ReportData, trace: &Path, nodes: &[String]) -> Option<Mess
             String::new()
         }
     );
-    Some(MessagesView { svg: out, caption })
+    let faults = data
+        .windows
+        .iter()
+        .filter(|w| visible(w))
+        .map(|w| w.label.clone())
+        .chain(
+            data.markers
+                .iter()
+                .filter(|m| m.time >= w0 && m.time <= w1)
+                .map(|m| m.label.clone()),
+        )
+        .collect();
+    Some(MessagesView {
+        svg: out,
+        caption,
+        types,
+        faults,
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@
   var D = JSON.parse(dataEl.textContent);
   var N = D.lane.length;
   var OUTCOME = ['ok', 'fail', 'info', 'pending'];
-  var GUTTER = 118, RIGHT = 12, AXIS = 24;
+  var GUTTER = 118, RIGHT = 12, AXIS = 36;
   // Beyond this many boxes in view the page asks to zoom in rather than draw them all.
   var MAX_BOXES = 6000;
   var laneH = D.lanes > 60 ? 9 : (D.lanes > 30 ? 14 : 22);
@@ -160,7 +160,7 @@
       parts.push('<rect class="fault ' + w[2] + '" data-w="' + n + '" x="' + x0.toFixed(1) + '" y="' + AXIS +
         '" width="' + Math.max(2, x1 - x0).toFixed(1) + '" height="' + (D.lanes * laneH) + '"/>');
       if (x1 - x0 > 60) {
-        parts.push('<text class="fault-label ' + w[2] + '" x="' + (x0 + 4).toFixed(1) + '" y="' + (AXIS - 12) + '">' +
+        parts.push('<text class="fault-label ' + w[2] + '" x="' + (x0 + 4).toFixed(1) + '" y="' + (AXIS - 6) + '">' +
           esc(w[3].length > (x1 - x0) / 6.5 ? w[3].slice(0, Math.max(3, Math.floor((x1 - x0) / 6.5) - 1)) + '…' : w[3]) + '</text>');
       }
     });
@@ -168,14 +168,14 @@
       if (m[0] < t0 || m[0] > t1) { return; }
       var x = xOf(m[0]).toFixed(1);
       parts.push('<line class="marker" data-m="' + n + '" x1="' + x + '" y1="' + (AXIS - 4) + '" x2="' + x + '" y2="' + (AXIS + D.lanes * laneH) + '"/>');
-      parts.push('<text class="marker-label" x="' + x + '" y="' + (AXIS - 12) + '">⚡ ' + esc(m[1]) + '</text>');
+      parts.push('<text class="marker-label" x="' + x + '" y="' + (AXIS - 6) + '">⚡ ' + esc(m[1]) + '</text>');
     });
     // Time grid.
     var step = niceStep(span, Math.max(2, plotW / 110));
     for (var g = Math.ceil(t0 / step) * step; g <= t1; g += step) {
       var gx = xOf(g).toFixed(1);
-      parts.push('<line class="grid" x1="' + gx + '" y1="' + (AXIS - 3) + '" x2="' + gx + '" y2="' + H + '"/>');
-      parts.push('<text class="tick" x="' + gx + '" y="10" text-anchor="middle">' + fmtTime(g, step) + '</text>');
+      parts.push('<line class="grid" x1="' + gx + '" y1="14" x2="' + gx + '" y2="' + H + '"/>');
+      parts.push('<text class="tick" x="' + gx + '" y="11" text-anchor="middle">' + fmtTime(g, step) + '</text>');
     }
     // Operations in view: starts are sorted, so only [t0 - longest, t1] can overlap.
     var lo = lowerBound(start, t0 - maxDur), hi = upperBound(start, t1);
