@@ -3,17 +3,18 @@
 use crate::cli::{CheckArgs, parse_bytes};
 use crate::exit::{self, Failure};
 use checkers::Validity;
-use checkers::linearizability::{self, ModelKind, Options};
+use checkers::linearizability::{self, ModelKind};
+use checkers::registry::{self, CHECKERS, Checker};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// Builds the checker options from the command line, rejecting bad values up front.
-pub fn options_from_args(args: &CheckArgs) -> Result<Options, Failure> {
+/// Builds the linearizability options from the command line, rejecting bad values up front.
+pub fn options_from_args(args: &CheckArgs) -> Result<linearizability::Options, Failure> {
     let model: ModelKind = args
         .model
         .parse()
         .map_err(|e: String| Failure::bad_arguments(format!("--model: {e}")))?;
-    let mut opts = Options::new(model);
+    let mut opts = linearizability::Options::new(model);
     if let Some(init) = &args.init {
         let v: serde_json::Value = serde_json::from_str(init)
             .or_else(|_| serde_json::from_str(&format!("\"{init}\"")))
@@ -40,9 +41,48 @@ pub fn options_from_args(args: &CheckArgs) -> Result<Options, Failure> {
     Ok(opts)
 }
 
+/// The checker `--checker` names, with its options.
+pub fn checker_from_args(args: &CheckArgs) -> Result<Checker, Failure> {
+    let elle_opts = || -> Result<checkers::elle::Options, Failure> {
+        let models: Vec<&str> = args
+            .consistency_models
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect();
+        let known = checkers::elle::models::known_models();
+        if let Some(bad) = models.iter().find(|m| !known.contains(**m)) {
+            let known: Vec<&str> = known.into_iter().collect();
+            return Err(Failure::bad_arguments(format!(
+                "--consistency-models: unknown model {bad:?}; known: {}",
+                known.join(", ")
+            )));
+        }
+        Ok(checkers::elle::Options::models(&models))
+    };
+    Ok(match args.checker.as_str() {
+        "linearizability" => Checker::Linearizability(options_from_args(args)?),
+        "list-append" => Checker::ListAppend(elle_opts()?),
+        "rw-register" => Checker::RwRegister(elle_opts()?),
+        "external-consistency" => Checker::ExternalConsistency,
+        "bank" => Checker::Bank(checkers::bank::BankOptions {
+            total: args.total,
+            ..Default::default()
+        }),
+        "stats" => Checker::Stats,
+        other => {
+            let names: Vec<&str> = CHECKERS.iter().map(|(n, _)| *n).collect();
+            return Err(Failure::bad_arguments(format!(
+                "--checker: unknown checker {other:?}; known: {}",
+                names.join(", ")
+            )));
+        }
+    })
+}
+
 /// Runs the command; returns the exit code. Unreadable input is exit 254 after checking the rest.
 pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
-    let opts = options_from_args(args)?;
+    let checker = checker_from_args(args)?;
     if args.report.is_some() && args.files.len() != 1 {
         return Err(Failure::bad_arguments(
             "--report draws one history: give exactly one file",
@@ -57,26 +97,26 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
         let name = path.display().to_string();
         let outcome = checkers::History::read(path, format).and_then(|history| {
             let started = Instant::now();
-            let result = linearizability::check(&history, &opts).map_err(|e| e.in_source(&name))?;
+            let result = registry::run(&checker, &history).map_err(|e| e.in_source(&name))?;
             Ok((result, started.elapsed(), history))
         });
         match outcome {
             Ok((result, elapsed, history)) => {
                 if let Some(out_path) = &args.report {
-                    write_report(args, path, &history, &result.to_json(), out_path)?;
+                    write_report(args, path, &history, &result.result, out_path)?;
                 }
                 overall = overall.combine(result.validity);
                 let line = format!("{name}\t{}\t{}", result.validity, elapsed.as_millis());
                 writeln!(out, "{line}").map_err(io_failure)?;
                 if args.json {
-                    let mut j = result.to_json();
+                    let mut j = result.result.clone();
                     if let Some(obj) = j.as_object_mut() {
                         obj.insert("file".into(), name.clone().into());
                         obj.insert("ms".into(), (elapsed.as_millis() as u64).into());
                     }
                     json_results.push(j);
                 } else if result.validity != Validity::Valid {
-                    explanations.push(format!("== {name}\n{}", result.explain()));
+                    explanations.push(format!("== {name}\n{}", result.explanation));
                 }
             }
             Err(e) => {

@@ -140,10 +140,21 @@ impl FormatArg {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// The checker: linearizability (default), list-append, rw-register, external-consistency,
+    /// bank, stats.
+    #[arg(long, default_value = "linearizability")]
+    pub checker: String,
     /// Linearizability model: register, cas-register, kv, kv-string, multi-register, mutex,
     /// set, unordered-queue, fifo-queue.
     #[arg(long, default_value = "cas-register")]
     pub model: String,
+    /// list-append / rw-register: the consistency models the history must satisfy
+    /// (comma-separated, e.g. serializable,snapshot-isolation).
+    #[arg(long, default_value = "strict-serializable")]
+    pub consistency_models: String,
+    /// bank: the total every read must show (default: the first read's total).
+    #[arg(long)]
+    pub total: Option<i64>,
     /// Initial model state as JSON (e.g. 0, null, '{"x":0}', '"unlocked"').
     #[arg(long)]
     pub init: Option<String>,

@@ -464,6 +464,39 @@ fn reports_and_the_index_work_in_a_real_browser() {
     assert_eq!(browser.eval("!!document.getElementById('counterexample')"), true);
     browser.screenshot(&shots.join("report-imported.png"), None, 4000);
 
+    // A Jepsen EDN history from the Knossos corpus (no timestamps, many concurrent ops).
+    let corpus = std::env::var_os("VERITY_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus"));
+    let edn = corpus.join("knossos/cas-register/bad/cas-failure.edn");
+    if edn.is_file() {
+        let edn_report = scratch.join("edn.html");
+        let o = verity(&[
+            "check",
+            "--model",
+            "cas-register",
+            "--init",
+            "0",
+            "--report",
+            edn_report.to_str().unwrap(),
+            edn.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        browser.visit(&format!("file://{}", edn_report.display()));
+        browser.assert_no_problems("EDN report");
+        assert_eq!(browser.eval("!!document.getElementById('counterexample')"), true);
+        assert_eq!(
+            browser.eval("document.querySelectorAll('#tl-svg rect.op.focus').length"),
+            1
+        );
+        browser.screenshot(&shots.join("report-edn-timeline.png"), Some("#timeline"), 2000);
+        browser.screenshot(
+            &shots.join("report-edn-counterexample.png"),
+            Some("#counterexample"),
+            3000,
+        );
+    }
+
     // The serve index, then a report through the server.
     browser.visit(&format!("{base}/"));
     browser.assert_no_problems("serve index");

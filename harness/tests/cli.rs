@@ -157,3 +157,40 @@ fn test_command_exit_code_and_summary() {
     let o = verity(&["test", "raft", "--mode", "real", "--no-store"]);
     assert_eq!(o.status.code(), Some(254));
 }
+
+#[test]
+fn check_runs_other_checkers_by_name() {
+    // Write skew: each transaction misses the other's append.
+    let skew = temp("skew.jsonl");
+    std::fs::write(
+        &skew,
+        r#"{"process":0,"type":"invoke","f":"txn","value":[["append","x",1],["r","y",null]]}
+{"process":1,"type":"invoke","f":"txn","value":[["append","y",1],["r","x",null]]}
+{"process":0,"type":"ok","f":"txn","value":[["append","x",1],["r","y",[]]]}
+{"process":1,"type":"ok","f":"txn","value":[["append","y",1],["r","x",[]]]}
+{"process":0,"type":"invoke","f":"txn","value":[["r","x",null],["r","y",null]]}
+{"process":0,"type":"ok","f":"txn","value":[["r","x",[1]],["r","y",[1]]]}
+"#,
+    )
+    .unwrap();
+    let path = skew.to_str().unwrap();
+    let o = verity(&["check", "--checker", "list-append", path]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("G2-item"), "{}", stdout(&o));
+    // Snapshot isolation allows write skew.
+    let o = verity(&[
+        "check", "--checker", "list-append", "--consistency-models", "snapshot-isolation", path,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = verity(&["check", "--json", "--checker", "list-append", path]);
+    let out = stdout(&o);
+    let v: serde_json::Value = serde_json::from_str(&out[out.find('{').unwrap()..]).unwrap();
+    assert_eq!(v["anomaly_types"], serde_json::json!(["G2-item"]));
+    assert_eq!(verity(&["check", "--checker", "nope", path]).status.code(), Some(254));
+    assert_eq!(
+        verity(&["check", "--checker", "list-append", "--consistency-models", "bogus", path])
+            .status
+            .code(),
+        Some(254)
+    );
+}

@@ -519,6 +519,8 @@ fn fault_label(f: &str, kind: &str, value: &Value) -> String {
                 format!("{f} {node}")
             }
         }
+        "fault" if value.is_null() => "nemesis fault".into(),
+        "fault" => truncate(&format!("nemesis: {}", compact(value)), 40),
         _ if value.is_null() => f.to_string(),
         _ => truncate(&format!("{f} {}", compact(value)), 40),
     }
@@ -551,9 +553,18 @@ impl FaultTracker {
     fn apply(&mut self, op: &checkers::Op, time: u64) {
         match classify(&op.f) {
             FaultAction::Open(kind) => {
-                // A second start while one is in force changes nothing we can draw.
-                if !self.open.iter().any(|w| w.window.kind == kind) {
-                    self.open_window(op, time, &kind, Vec::new());
+                // A second start while one is in force changes nothing we can draw, but it may
+                // say what the first did not (Jepsen logs `:start nil`, then what it started).
+                match self.open.iter_mut().find(|w| w.window.kind == kind) {
+                    Some(w) => {
+                        if w.window.label == fault_label(&op.f, &kind, &Value::Null)
+                            && !op.value.is_null()
+                        {
+                            w.window.label = fault_label(&op.f, &kind, &op.value);
+                            w.window.detail = fault_detail(op);
+                        }
+                    }
+                    None => self.open_window(op, time, &kind, Vec::new()),
                 }
             }
             FaultAction::Close(kind) => self.close(&kind, &[], time),
@@ -753,6 +764,7 @@ mod tests {
         let d = ReportData::build(&h, &json!({}));
         assert_eq!(d.axis, Axis::Index);
         assert_eq!(d.windows.len(), 1);
+        assert_eq!(d.windows[0].label, "nemesis: cut");
         assert_eq!((d.windows[0].start, d.windows[0].end), (1, 4));
         assert_eq!(d.counts.faults["start"], 1);
     }

@@ -316,3 +316,58 @@ fn forget_vote_bug_lets_terms_regress_and_lose_committed_entries() {
     println!("{violation:?}");
     assert!(violation.is_err(), "{violation:?}");
 }
+
+/// Raft's figure 8, scripted: an entry of an old term reaches a majority under a later leader,
+/// then a node holding a conflicting entry of a newer term wins an election.
+fn figure_8(bugs: &[&str]) -> Result<(), String> {
+    let mut cluster = Cluster::new(5, 8, bugs);
+    let mut invariants = Invariants::default();
+    cluster.call(write(1, 1));
+    let first = cluster.await_leader();
+    let holder = (first + 1) % 5;
+    let others: Vec<usize> = (0..5).filter(|&i| i != first && i != holder).collect();
+    // The first leader's entry reaches only `holder`, then the leader dies.
+    for &i in &others {
+        cluster.cut.insert((first, i));
+    }
+    cluster.request(first, write(1, 2));
+    cluster.run_for(5 * MS);
+    cluster.crash(first);
+    cluster.reconnect(first);
+    // A leader without the entry is elected, appends, and is silenced at once.
+    cluster.isolate(holder);
+    let stranded = loop {
+        cluster.run_for(MS / 10);
+        if let Some(&(i, _)) = cluster.leaders().first() {
+            break i;
+        }
+    };
+    cluster.silence(stranded);
+    cluster.request(stranded, write(1, 3));
+    cluster.run_for(MS);
+    cluster.crash(stranded);
+    cluster.reconnect(stranded);
+    // `holder` wins with the remaining two and spreads the old entry.
+    cluster.reconnect(holder);
+    for _ in 0..100 {
+        cluster.run_for(10 * MS);
+        invariants.check(&cluster)?;
+    }
+    // `holder` dies; the stranded leader comes back with its newer-term entry.
+    let winner = cluster.await_leader();
+    cluster.crash(winner);
+    cluster.restart(stranded);
+    for _ in 0..100 {
+        cluster.run_for(10 * MS);
+        invariants.check(&cluster)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn commit_old_term_bug_loses_a_committed_entry_in_figure_8() {
+    assert_eq!(figure_8(&[]), Ok(()));
+    let violation = figure_8(&["commit-old-term"]);
+    println!("{violation:?}");
+    assert!(violation.is_err(), "{violation:?}");
+}

@@ -221,6 +221,22 @@ impl Cluster {
         }
     }
 
+    /// Cuts every link from node `i` and drops its messages still in flight.
+    pub fn silence(&mut self, i: usize) {
+        for j in 0..self.size() {
+            if j != i {
+                self.cut.insert((i, j));
+            }
+        }
+        self.queue
+            .retain(|_, (_, _, action)| !matches!(action, Action::Deliver { from, .. } if *from == i));
+    }
+
+    /// Restores every link of node `i`.
+    pub fn reconnect(&mut self, i: usize) {
+        self.cut.retain(|&(a, b)| a != i && b != i);
+    }
+
     pub fn heal(&mut self) {
         self.cut.clear();
     }
