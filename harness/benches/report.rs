@@ -11,16 +11,24 @@ fn main() {
     let dir = report_support::temp_dir("report-bench");
     let started = Instant::now();
     report_support::store_synthetic_run(&dir, operations, 10);
-    let trace_mb = std::fs::metadata(dir.join("messages.jsonl")).map_or(0, |m| m.len()) as f64 / 1e6;
-    let history_mb = std::fs::metadata(dir.join("history.jsonl")).map_or(0, |m| m.len()) as f64 / 1e6;
+    let trace_mb =
+        std::fs::metadata(dir.join("messages.jsonl")).map_or(0, |m| m.len()) as f64 / 1e6;
+    let history_mb =
+        std::fs::metadata(dir.join("history.jsonl")).map_or(0, |m| m.len()) as f64 / 1e6;
     println!(
         "case: {operations} operations, history.jsonl {history_mb:.1} MB, messages.jsonl {trace_mb:.1} MB (set up in {:.1} s)",
         started.elapsed().as_secs_f64()
     );
     let history =
         checkers::History::read(&dir.join("history.jsonl"), Some(checkers::Format::Jsonl)).unwrap();
-    println!("{:>28} {:>9} {:>9} {:>9}", "", "min ms", "median ms", "max ms");
-    for (name, in_memory) in [("from the run directory", false), ("history in memory (run end)", true)] {
+    println!(
+        "{:>28} {:>9} {:>9} {:>9}",
+        "", "min ms", "median ms", "max ms"
+    );
+    for (name, in_memory) in [
+        ("from the run directory", false),
+        ("history in memory (run end)", true),
+    ] {
         let mut times = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
@@ -28,7 +36,10 @@ fn main() {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);
-        println!("{name:>28} {:>9.0} {:>9.0} {:>9.0}", times[0], times[2], times[4]);
+        println!(
+            "{name:>28} {:>9.0} {:>9.0} {:>9.0}",
+            times[0], times[2], times[4]
+        );
     }
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     let part = |open: &str, close: &str| {

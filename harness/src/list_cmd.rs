@@ -23,7 +23,7 @@ pub fn render() -> String {
         out.push_str(&format!("  {name:<10} {description}\n"));
     }
     out.push_str("nemeses (--nemesis a,b,... | all | none):\n");
-    for k in FaultKind::ALL {
+    for k in FaultKind::EVERY {
         out.push_str(&format!("  {:<10} {}\n", k.name(), k.description()));
     }
     out

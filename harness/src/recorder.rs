@@ -23,6 +23,8 @@ pub struct NewOp {
     pub value: Value,
     pub error: Option<Value>,
     pub node: Option<String>,
+    /// Extra fields of the operation (e.g. `commit_ts`).
+    pub extra: Map<String, Value>,
 }
 
 impl Recorder {
@@ -55,7 +57,7 @@ impl Recorder {
             value: new.value,
             error: new.error,
             node: new.node,
-            extra: Map::new(),
+            extra: new.extra,
         };
         if let Some(w) = &mut self.file {
             let line = jsonl::to_line(&op);

@@ -35,16 +35,18 @@ struct HistoryFacts {
     faults: BTreeMap<String, usize>,
 }
 
+/// A history file's facts, keyed by its path and valid while its size and mtime are unchanged.
+type FactsCache = HashMap<PathBuf, (u64, Option<SystemTime>, HistoryFacts)>;
+
 struct ServerState {
     root: PathBuf,
-    facts: Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, HistoryFacts)>>,
+    facts: Mutex<FactsCache>,
 }
 
 /// Starts the server and blocks until it stops.
 pub fn run(args: &ServeArgs) -> Result<i32, Failure> {
-    let root = std::fs::canonicalize(&args.dir).map_err(|e| {
-        Failure::bad_arguments(format!("cannot serve {}: {e}", args.dir.display()))
-    })?;
+    let root = std::fs::canonicalize(&args.dir)
+        .map_err(|e| Failure::bad_arguments(format!("cannot serve {}: {e}", args.dir.display())))?;
     if !root.is_dir() {
         return Err(Failure::bad_arguments(format!(
             "cannot serve {}: not a directory",
@@ -160,11 +162,10 @@ async fn handle(State(state): State<Arc<ServerState>>, method: Method, uri: Uri)
 
 /// The body and content type for a request path, or `None` for a 404.
 fn serve_path(state: &ServerState, raw: &str) -> Option<(Vec<u8>, &'static str)> {
-    if raw == "/" || raw == "/index.html" {
-        if raw == "/" || resolve(&state.root, raw).is_none() {
-            let html = index_html(state).ok()?;
-            return Some((html.into_bytes(), "text/html; charset=utf-8"));
-        }
+    // `/index.html` is the index unless DIR holds a file of that name.
+    if raw == "/" || (raw == "/index.html" && resolve(&state.root, raw).is_none()) {
+        let html = index_html(state).ok()?;
+        return Some((html.into_bytes(), "text/html; charset=utf-8"));
     }
     if let Some(file) = resolve(&state.root, raw) {
         if file.is_file() {
@@ -402,7 +403,10 @@ fn run_row(state: &ServerState, dir: &Path, latest: Option<&Path>) -> RunRow {
     for name in ["history.jsonl", "results.json", "test.json", "repro.sh"] {
         if dir.join(name).is_file() {
             links.push(Link {
-                label: name.trim_end_matches(".jsonl").trim_end_matches(".json").into(),
+                label: name
+                    .trim_end_matches(".jsonl")
+                    .trim_end_matches(".json")
+                    .into(),
                 href: format!("{href}/{name}"),
             });
         }

@@ -145,6 +145,7 @@ pub fn sim_config(args: &TestArgs, seed: u64) -> Result<SimConfig, Failure> {
             duration_ns: time_limit_ns,
             nodes: (1..=args.nodes).map(|i| format!("n{i}")).collect(),
             clock_max_ms: args.clock_max_ms,
+            epsilon_ms: args.epsilon_ms.max(0.0),
         },
     };
     Ok(config)

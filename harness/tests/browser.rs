@@ -158,15 +158,11 @@ impl Browser {
                 "uncaught exception: {}",
                 params["exceptionDetails"]
             )),
-            Some("Log.entryAdded") => {
-                if params["entry"]["level"] == "error" {
-                    self.problems.push(format!(
-                        "{} error: {} {}",
-                        params["entry"]["source"],
-                        params["entry"]["text"],
-                        params["entry"]["url"]
-                    ));
-                }
+            Some("Log.entryAdded") if params["entry"]["level"] == "error" => {
+                self.problems.push(format!(
+                    "{} error: {} {}",
+                    params["entry"]["source"], params["entry"]["text"], params["entry"]["url"]
+                ));
             }
             _ => {}
         }
@@ -411,11 +407,20 @@ fn reports_and_the_index_work_in_a_real_browser() {
     // A valid run, from disk.
     browser.visit(&format!("file://{}", valid.join("report.html").display()));
     browser.assert_no_problems("valid report");
-    assert_eq!(browser.eval("document.getElementById('verdict').textContent"), "valid");
+    assert_eq!(
+        browser.eval("document.getElementById('verdict').textContent"),
+        "valid"
+    );
     let boxes = browser.eval("document.querySelectorAll('#tl-svg rect.op').length");
     assert!(boxes.as_u64().unwrap() > 50, "timeline boxes: {boxes}");
-    assert_eq!(browser.eval("!!document.getElementById('counterexample')"), false);
-    assert_eq!(browser.eval("document.querySelectorAll('svg.plot').length"), 2);
+    assert_eq!(
+        browser.eval("!!document.getElementById('counterexample')"),
+        false
+    );
+    assert_eq!(
+        browser.eval("document.querySelectorAll('svg.plot').length"),
+        2
+    );
     // Paging and hovering draw without errors.
     let before = browser.eval("document.getElementById('tl-status').textContent");
     browser.eval("document.getElementById('tl-next').click()");
@@ -434,34 +439,61 @@ fn reports_and_the_index_work_in_a_real_browser() {
     );
     browser.eval("document.querySelector('#tooltip').hidden = true");
     browser.screenshot(&shots.join("report-valid.png"), None, 6000);
-    browser.screenshot(&shots.join("report-valid-timeline.png"), Some("#timeline"), 2000);
+    browser.screenshot(
+        &shots.join("report-valid-timeline.png"),
+        Some("#timeline"),
+        2000,
+    );
     browser.assert_no_problems("valid report, after paging and hovering");
 
     // An invalid run: the counterexample is there and the timeline opens on the failure.
     browser.visit(&format!("file://{}", invalid.join("report.html").display()));
     browser.assert_no_problems("invalid report");
-    assert_eq!(browser.eval("document.getElementById('verdict').textContent"), "invalid");
-    assert_eq!(browser.eval("!!document.getElementById('counterexample')"), true);
-    assert_eq!(browser.eval("!!document.querySelector('#counterexample svg.linear')"), true);
+    assert_eq!(
+        browser.eval("document.getElementById('verdict').textContent"),
+        "invalid"
+    );
+    assert_eq!(
+        browser.eval("!!document.getElementById('counterexample')"),
+        true
+    );
+    assert_eq!(
+        browser.eval("!!document.querySelector('#counterexample svg.linear')"),
+        true
+    );
     assert_eq!(
         browser.eval("document.querySelectorAll('#tl-svg rect.op.focus').length"),
         1,
         "the failing operation is in the first window"
     );
-    assert_eq!(browser.eval("!!document.querySelector('#messages svg')"), true);
+    assert_eq!(
+        browser.eval("!!document.querySelector('#messages svg')"),
+        true
+    );
     browser.screenshot(&shots.join("report-invalid.png"), None, 8000);
-    browser.screenshot(&shots.join("report-invalid-timeline.png"), Some("#timeline"), 2000);
+    browser.screenshot(
+        &shots.join("report-invalid-timeline.png"),
+        Some("#timeline"),
+        2000,
+    );
     browser.screenshot(
         &shots.join("report-invalid-counterexample.png"),
         Some("#counterexample"),
         3000,
     );
-    browser.screenshot(&shots.join("report-invalid-messages.png"), Some("#messages"), 3000);
+    browser.screenshot(
+        &shots.join("report-invalid-messages.png"),
+        Some("#messages"),
+        3000,
+    );
 
     // An imported history checked by `verity check --report`.
     browser.visit(&format!("file://{}", imported.display()));
     browser.assert_no_problems("imported report");
-    assert_eq!(browser.eval("!!document.getElementById('counterexample')"), true);
+    assert_eq!(
+        browser.eval("!!document.getElementById('counterexample')"),
+        true
+    );
     browser.screenshot(&shots.join("report-imported.png"), None, 4000);
 
     // A Jepsen EDN history from the Knossos corpus (no timestamps, many concurrent ops).
@@ -484,12 +516,19 @@ fn reports_and_the_index_work_in_a_real_browser() {
         assert_eq!(o.status.code(), Some(1), "{o:?}");
         browser.visit(&format!("file://{}", edn_report.display()));
         browser.assert_no_problems("EDN report");
-        assert_eq!(browser.eval("!!document.getElementById('counterexample')"), true);
+        assert_eq!(
+            browser.eval("!!document.getElementById('counterexample')"),
+            true
+        );
         assert_eq!(
             browser.eval("document.querySelectorAll('#tl-svg rect.op.focus').length"),
             1
         );
-        browser.screenshot(&shots.join("report-edn-timeline.png"), Some("#timeline"), 2000);
+        browser.screenshot(
+            &shots.join("report-edn-timeline.png"),
+            Some("#timeline"),
+            2000,
+        );
         browser.screenshot(
             &shots.join("report-edn-counterexample.png"),
             Some("#counterexample"),
@@ -510,7 +549,10 @@ fn reports_and_the_index_work_in_a_real_browser() {
     let href = browser.eval("document.querySelector('#runs tr.run.invalid a').href");
     browser.visit(href.as_str().unwrap());
     browser.assert_no_problems("served report");
-    assert_eq!(browser.eval("!!document.getElementById('counterexample')"), true);
+    assert_eq!(
+        browser.eval("!!document.getElementById('counterexample')"),
+        true
+    );
     browser.close();
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -51,7 +51,10 @@ fn every_stored_run_gets_a_self_contained_report() {
     let run = sim_run(&results, 3, 10);
     let html = read(&run.join("report.html"));
     assert_self_contained(&html);
-    assert!(html.contains("id=\"verdict\">valid<"), "verdict in the header");
+    assert!(
+        html.contains("id=\"verdict\">valid<"),
+        "verdict in the header"
+    );
     for section in [
         "id=\"summary\"",
         "id=\"timeline\"",
@@ -92,8 +95,14 @@ fn an_invalid_run_draws_its_counterexample_and_opens_on_it() {
     assert!(html.contains("id=\"counterexample\""));
     assert!(html.contains("<svg class=\"linear\""), "the drawing");
     assert!(html.contains("class=\"lin-fail\""), "the failing step");
-    assert!(html.contains("<ol class=\"steps\">"), "the partial linearizations");
-    assert!(html.contains(&format!("op {stale} ")), "names the stale read");
+    assert!(
+        html.contains("<ol class=\"steps\">"),
+        "the partial linearizations"
+    );
+    assert!(
+        html.contains(&format!("op {stale} ")),
+        "names the stale read"
+    );
     assert!(html.contains("First failure"));
     // The timeline opens on a window that contains the failing operation.
     let data = timeline_data(&html);
@@ -144,7 +153,10 @@ fn check_draws_the_report_of_an_imported_history() {
     let html = read(&out);
     assert_self_contained(&html);
     assert!(html.contains("id=\"counterexample\""));
-    assert!(html.contains("read 4 from register 2"), "why the read fails");
+    assert!(
+        html.contains("read 4 from register 2"),
+        "why the read fails"
+    );
     assert!(html.contains("verity check --model cas-register"));
     // More than one file is refused: one report draws one history.
     let o = verity(&[

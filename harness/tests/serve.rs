@@ -125,8 +125,7 @@ fn the_index_lists_runs_newest_first_and_links_their_files() {
         false,
     );
     #[cfg(unix)]
-    std::os::unix::fs::symlink("raft-lin-kv/20260102T000000.000Z", results.join("latest"))
-        .unwrap();
+    std::os::unix::fs::symlink("raft-lin-kv/20260102T000000.000Z", results.join("latest")).unwrap();
     let server = serve(&results);
     let (status, index) = get(&server, "/");
     assert_eq!(status, 200);
@@ -138,7 +137,13 @@ fn the_index_lists_runs_newest_first_and_links_their_files() {
     assert!(index.contains("<tr class=\"run invalid\">"));
     assert!(index.contains("<tr class=\"run valid\">"));
     assert!(index.contains("kill×1"), "faults");
-    for link in ["report.html", "history.jsonl", "results.json", "node-logs", "n1.log"] {
+    for link in [
+        "report.html",
+        "history.jsonl",
+        "results.json",
+        "node-logs",
+        "n1.log",
+    ] {
         assert!(index.contains(link), "a link to {link}");
     }
     // The files it links to.
@@ -207,10 +212,7 @@ fn nothing_outside_the_directory_is_served() {
         assert!(!body.contains("top secret"), "{target} leaked the file");
     }
     // Absolute-form request targets name the same paths.
-    let (status, body) = get(
-        &server,
-        &format!("http://{}/../secret.txt", server.addr),
-    );
+    let (status, body) = get(&server, &format!("http://{}/../secret.txt", server.addr));
     assert_ne!(status, 200);
     assert!(!body.contains("top secret"));
     // What is inside still works.
@@ -233,7 +235,12 @@ fn serve_listens_on_loopback_by_default() {
 #[test]
 fn serve_refuses_a_missing_directory() {
     let o = Command::new(env!("CARGO_BIN_EXE_verity"))
-        .args(["serve", "/nonexistent/verity-results", "--bind", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "/nonexistent/verity-results",
+            "--bind",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(254));

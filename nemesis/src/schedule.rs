@@ -6,7 +6,7 @@ use rand::RngExt;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -19,15 +19,30 @@ pub enum FaultKind {
     Pause,
     Clock,
     Loss,
+    /// Clock skew several times TrueTime's ε: breaks the assumption Spanner-like systems rest
+    /// on, so it is not part of `all`.
+    ClockBeyondEpsilon,
 }
 
 impl FaultKind {
+    /// What `--nemesis all` selects: every fault a correct system must survive.
     pub const ALL: &[FaultKind] = &[
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Clock,
         FaultKind::Loss,
+    ];
+
+    /// Every kind `--nemesis` accepts by name: `ALL` plus the ones that break a system's
+    /// stated assumptions on purpose.
+    pub const EVERY: &[FaultKind] = &[
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Clock,
+        FaultKind::Loss,
+        FaultKind::ClockBeyondEpsilon,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +52,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Clock => "clock",
             FaultKind::Loss => "loss",
+            FaultKind::ClockBeyondEpsilon => "clock-beyond-epsilon",
         }
     }
 
@@ -47,8 +63,15 @@ impl FaultKind {
             }
             FaultKind::Kill => "crash a minority of nodes (unsynced writes lost), restart later",
             FaultKind::Pause => "freeze a minority of nodes, resume later",
-            FaultKind::Clock => "clock bumps, strobes and drift on single nodes; reset",
+            FaultKind::Clock => {
+                "clock bumps, strobes and drift on single nodes, each node's skew within \
+                 --clock-max-ms; reset"
+            }
             FaultKind::Loss => "link faults: message loss, extra latency, duplication",
+            FaultKind::ClockBeyondEpsilon => {
+                "clock bumps and strobes of 3-10 x epsilon on one node (beyond TrueTime's \
+                 uncertainty; not in `all`); reset"
+            }
         }
     }
 
@@ -71,12 +94,12 @@ impl FaultKind {
 impl FromStr for FaultKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        FaultKind::ALL
+        FaultKind::EVERY
             .iter()
             .copied()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                let names: Vec<_> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                let names: Vec<_> = FaultKind::EVERY.iter().map(|k| k.name()).collect();
                 format!(
                     "unknown nemesis {s:?}; known: {}, all, none",
                     names.join(", ")
@@ -100,8 +123,11 @@ pub struct ScheduleOptions {
     /// Faults are generated in `[interval, duration)`; the heal comes at `duration`.
     pub duration_ns: u64,
     pub nodes: Vec<String>,
-    /// Largest clock bump or strobe, in ms.
+    /// Largest clock skew the `clock` nemesis gives a node, in ms: its bumps, strobes and
+    /// drift are chosen so that each node's total skew stays within it until the heal.
     pub clock_max_ms: i64,
+    /// TrueTime's uncertainty ε in ms: `clock-beyond-epsilon` skews by 3 to 10 times it.
+    pub epsilon_ms: f64,
 }
 
 /// A fault at a point in (runtime) time, in ns since the run started.
@@ -124,7 +150,104 @@ struct Active {
     killed: BTreeSet<String>,
     paused: BTreeSet<String>,
     clocks_skewed: bool,
+    /// Each skewed node's clock as the schedule leaves it (to bound the `clock` nemesis).
+    clocks: BTreeMap<String, ClockModel>,
+    /// The node `clock-beyond-epsilon` skewed, until it resets the clocks.
+    beyond_epsilon: Option<String>,
     link_fault: Option<Fault>,
+}
+
+/// A node's skew as the faults so far make it (the same arithmetic as the runtimes' clocks):
+/// an offset, a drift since a point in time, and a strobe that adds `delta` until `until`.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClockModel {
+    offset_ns: i64,
+    drift_ppm: i64,
+    drift_since_ns: u64,
+    strobe: Option<(i64, u64)>,
+}
+
+impl ClockModel {
+    /// The skew without the strobe at time `t`.
+    fn base_at(&self, t: u64) -> i64 {
+        let elapsed = t.saturating_sub(self.drift_since_ns) as i128;
+        self.offset_ns + (elapsed * self.drift_ppm as i128 / 1_000_000) as i64
+    }
+
+    /// The points in `[now, end]` where the skew must be checked (it is linear between them):
+    /// `(time, skew added on top of the base)`.
+    fn checkpoints(&self, now: u64, end: u64) -> Vec<(u64, i64)> {
+        let mut points = vec![(now, 0), (end.max(now), 0)];
+        if let Some((delta, until)) = self.strobe
+            && until > now
+        {
+            points.push((now, delta));
+            points.push((until.min(end).max(now), delta));
+        }
+        points
+    }
+
+    /// The range of offset changes that keeps the skew within `bound` at every checkpoint.
+    fn bump_range(&self, now: u64, end: u64, bound: i64) -> (i64, i64) {
+        let mut range = (-bound, bound);
+        for (t, extra) in self.checkpoints(now, end) {
+            let v = self.base_at(t) + extra;
+            range = (range.0.max(-bound - v), range.1.min(bound - v));
+        }
+        range
+    }
+
+    /// The range of drift rates (ppm, from `now`) that keeps the skew within `bound`.
+    fn drift_range(&self, now: u64, end: u64, bound: i64) -> (i64, i64) {
+        let start = self.base_at(now);
+        let mut range = (i64::MIN, i64::MAX);
+        for (t, extra) in self.checkpoints(now, end) {
+            let span = t.saturating_sub(now) as i128;
+            if span == 0 {
+                continue;
+            }
+            let v = (start + extra) as i128;
+            let lo = (-(bound as i128) - v) * 1_000_000 / span;
+            let hi = (bound as i128 - v) * 1_000_000 / span;
+            range = (range.0.max(lo as i64), range.1.min(hi as i64));
+        }
+        range
+    }
+
+    /// The range of strobe deltas that keeps the skew within `bound` during `[now, until]`.
+    fn strobe_range(&self, now: u64, until: u64, bound: i64) -> (i64, i64) {
+        let mut range = (-bound, bound);
+        for t in [now, until] {
+            let v = self.base_at(t);
+            range = (range.0.max(-bound - v), range.1.min(bound - v));
+        }
+        range
+    }
+
+    fn bump(&mut self, delta_ns: i64) {
+        self.offset_ns += delta_ns;
+    }
+
+    fn set_drift(&mut self, now: u64, ppm: i64) {
+        self.offset_ns = self.base_at(now);
+        self.drift_ppm = ppm;
+        self.drift_since_ns = now;
+    }
+}
+
+/// `value` moved into `[lo, hi]`; 0 (no change) when the range is empty, which happens only
+/// when another nemesis already pushed the skew past the bound.
+fn clamp_or_zero(value: i64, (lo, hi): (i64, i64)) -> i64 {
+    if lo > hi { 0 } else { value.clamp(lo, hi) }
+}
+
+/// A nanosecond range in whole milliseconds inside it.
+fn ms_range((lo, hi): (i64, i64)) -> (i64, i64) {
+    const MS: i64 = 1_000_000;
+    (
+        lo.div_euclid(MS) + i64::from(lo.rem_euclid(MS) != 0),
+        hi.div_euclid(MS),
+    )
 }
 
 impl Schedule {
@@ -136,7 +259,7 @@ impl Schedule {
             let mut t = jittered(opts.interval_ns, rng);
             while t < opts.duration_ns {
                 let kind = *opts.kinds.choose(rng).unwrap_or(&FaultKind::Partition);
-                if let Some(fault) = next_fault(kind, opts, &mut active, rng) {
+                if let Some(fault) = next_fault(kind, opts, t, &mut active, rng) {
                     faults.push(TimedFault { at_ns: t, fault });
                 }
                 t += jittered(opts.interval_ns, rng);
@@ -206,6 +329,7 @@ fn minority_of(
 fn next_fault(
     kind: FaultKind,
     opts: &ScheduleOptions,
+    now: u64,
     active: &mut Active,
     rng: &mut ChaCha8Rng,
 ) -> Option<Fault> {
@@ -260,6 +384,8 @@ fn next_fault(
         FaultKind::Clock => {
             if active.clocks_skewed && rng.random_bool(0.3) {
                 active.clocks_skewed = false;
+                active.clocks.clear();
+                active.beyond_epsilon = None;
                 return Some(Fault::ClockReset {
                     nodes: nodes.clone(),
                 });
@@ -268,18 +394,71 @@ fn next_fault(
             let node = nodes.choose(rng)?.clone();
             let max = opts.clock_max_ms.max(1);
             let delta_ms = rng.random_range(-max..=max);
+            // Skews add up (bumps on bumps, drift over time): each choice is clamped so that
+            // the node's skew stays within the bound until the heal resets it.
+            let bound = max.saturating_mul(1_000_000);
+            let end = opts.duration_ns;
+            let clock = active.clocks.entry(node.clone()).or_default();
             Some(match rng.random_range(0..3) {
-                0 => Fault::ClockBump { node, delta_ms },
-                1 => Fault::ClockStrobe {
+                0 => {
+                    let range = ms_range(clock.bump_range(now, end, bound));
+                    let delta_ms = clamp_or_zero(delta_ms, range);
+                    clock.bump(delta_ms * 1_000_000);
+                    Fault::ClockBump { node, delta_ms }
+                }
+                1 => {
+                    let period_ms = rng.random_range(5..=50);
+                    let duration_ms: u64 = rng.random_range(500..=3000);
+                    let until = now + duration_ms * 1_000_000;
+                    let range = ms_range(clock.strobe_range(now, until.min(end), bound));
+                    let delta_ms = clamp_or_zero(delta_ms, range);
+                    clock.strobe = Some((delta_ms * 1_000_000, until));
+                    Fault::ClockStrobe {
+                        node,
+                        delta_ms,
+                        period_ms,
+                        duration_ms,
+                    }
+                }
+                _ => {
+                    let ppm = rng.random_range(-50_000..=50_000);
+                    let ppm = clamp_or_zero(ppm, clock.drift_range(now, end, bound));
+                    clock.set_drift(now, ppm);
+                    Fault::ClockDrift { node, ppm }
+                }
+            })
+        }
+        FaultKind::ClockBeyondEpsilon => {
+            if active.beyond_epsilon.take().is_some() {
+                active.clocks_skewed = false;
+                active.clocks.clear();
+                return Some(Fault::ClockReset {
+                    nodes: nodes.clone(),
+                });
+            }
+            let node = nodes.choose(rng)?.clone();
+            let epsilon_ms = opts.epsilon_ms.max(1.0);
+            let magnitude = (rng.random_range(3.0..=10.0) * epsilon_ms).round() as i64;
+            let delta_ms = if rng.random_bool(0.5) {
+                magnitude
+            } else {
+                -magnitude
+            };
+            active.beyond_epsilon = Some(node.clone());
+            active.clocks_skewed = true;
+            let clock = active.clocks.entry(node.clone()).or_default();
+            Some(if rng.random_bool(0.5) {
+                clock.bump(delta_ms * 1_000_000);
+                Fault::ClockBump { node, delta_ms }
+            } else {
+                let duration_ms: u64 = rng.random_range(1000..=4000);
+                clock.strobe = Some((delta_ms * 1_000_000, now + duration_ms * 1_000_000));
+                Fault::ClockStrobe {
                     node,
                     delta_ms,
                     period_ms: rng.random_range(5..=50),
-                    duration_ms: rng.random_range(500..=3000),
-                },
-                _ => Fault::ClockDrift {
-                    node,
-                    ppm: rng.random_range(-50_000..=50_000),
-                },
+                    duration_ms,
+                }
             })
         }
         FaultKind::Loss => {
@@ -319,6 +498,7 @@ mod tests {
             duration_ns: 60_000_000_000,
             nodes: (1..=5).map(|i| format!("n{i}")).collect(),
             clock_max_ms: 100,
+            epsilon_ms: 7.0,
         }
     }
 
@@ -390,6 +570,108 @@ mod tests {
             before_heal
                 .iter()
                 .all(|f| matches!(f.fault, Fault::StartPartition { .. } | Fault::StopPartition))
+        );
+    }
+
+    /// Replays a schedule's clock faults on one node the way the runtimes do (offset, drift
+    /// folded in on change, one strobe at a time) and returns the largest |skew| seen.
+    fn largest_skew_ns(s: &Schedule, node: &str, end: u64) -> i64 {
+        let (mut offset, mut ppm, mut since) = (0i64, 0i64, 0u64);
+        let mut strobe: Option<(i64, u64, u64)> = None;
+        let drift =
+            |t: u64, ppm: i64, since: u64| ((t - since) as i128 * ppm as i128 / 1_000_000) as i64;
+        let mut worst = 0i64;
+        let mut faults = s.faults.iter().peekable();
+        let mut t = 0;
+        while t <= end {
+            while let Some(f) = faults.next_if(|f| f.at_ns <= t) {
+                match &f.fault {
+                    Fault::ClockBump { node: n, delta_ms } if n == node => {
+                        offset += delta_ms * 1_000_000
+                    }
+                    Fault::ClockDrift { node: n, ppm: p } if n == node => {
+                        offset += drift(f.at_ns, ppm, since);
+                        ppm = *p;
+                        since = f.at_ns;
+                    }
+                    Fault::ClockStrobe {
+                        node: n,
+                        delta_ms,
+                        duration_ms,
+                        ..
+                    } if n == node => {
+                        strobe = Some((
+                            delta_ms * 1_000_000,
+                            f.at_ns,
+                            f.at_ns + duration_ms * 1_000_000,
+                        ))
+                    }
+                    Fault::ClockReset { nodes } if nodes.iter().any(|n| n == node) => {
+                        (offset, ppm, since, strobe) = (0, 0, f.at_ns, None);
+                    }
+                    _ => {}
+                }
+            }
+            let base = offset + drift(t, ppm, since);
+            let strobed = strobe
+                .filter(|(_, from, until)| t >= *from && t < *until)
+                .map_or(0, |(d, _, _)| d);
+            worst = worst.max(base.abs()).max((base + strobed).abs());
+            t += 10_000_000;
+        }
+        worst
+    }
+
+    #[test]
+    fn the_clock_nemesis_keeps_every_skew_within_its_bound() {
+        let mut o = opts(vec![FaultKind::Clock]);
+        o.clock_max_ms = 6;
+        o.interval_ns = 500_000_000;
+        let mut kinds = BTreeSet::new();
+        for seed in 0..30 {
+            let s = Schedule::generate(&o, &mut ChaCha8Rng::seed_from_u64(seed));
+            kinds.extend(s.fault_names());
+            for node in &o.nodes {
+                let worst = largest_skew_ns(&s, node, o.duration_ns);
+                assert!(
+                    worst <= 6_000_000,
+                    "seed {seed}: {node} skewed by {worst} ns"
+                );
+            }
+        }
+        for name in ["clock-bump", "clock-strobe", "clock-drift", "clock-reset"] {
+            assert!(kinds.contains(name), "no {name}");
+        }
+    }
+
+    #[test]
+    fn clock_beyond_epsilon_skews_one_node_by_several_epsilons() {
+        let mut o = opts(vec![FaultKind::ClockBeyondEpsilon]);
+        o.epsilon_ms = 7.0;
+        let s = Schedule::generate(&o, &mut ChaCha8Rng::seed_from_u64(5));
+        let skews: Vec<&Fault> = s
+            .faults
+            .iter()
+            .map(|f| &f.fault)
+            .filter(|f| matches!(f, Fault::ClockBump { .. } | Fault::ClockStrobe { .. }))
+            .collect();
+        assert!(!skews.is_empty());
+        for f in skews {
+            let (Fault::ClockBump { delta_ms, .. } | Fault::ClockStrobe { delta_ms, .. }) = f
+            else {
+                unreachable!()
+            };
+            assert!((21..=70).contains(&delta_ms.abs()), "{f:?}");
+        }
+        assert!(s.fault_names().contains("clock-reset"));
+        assert_eq!(
+            FaultKind::parse_list("clock-beyond-epsilon").unwrap(),
+            vec![FaultKind::ClockBeyondEpsilon]
+        );
+        assert!(
+            !FaultKind::parse_list("all")
+                .unwrap()
+                .contains(&FaultKind::ClockBeyondEpsilon)
         );
     }
 

@@ -78,6 +78,7 @@ impl Workload for LinKv {
             kind: OpType::Ok,
             value,
             error: None,
+            extra: Default::default(),
         }
     }
 

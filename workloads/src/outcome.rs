@@ -1,7 +1,7 @@
 //! Invocations, outcomes and completions, with Jepsen's process semantics.
 
 use checkers::OpType;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// An operation a client is about to perform.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,9 @@ pub struct Completion {
     pub kind: OpType,
     pub value: Value,
     pub error: Option<Value>,
+    /// Extra fields recorded next to `value` (e.g. `commit_ts` for systems that assign commit
+    /// timestamps).
+    pub extra: Map<String, Value>,
 }
 
 impl Completion {
@@ -45,6 +48,7 @@ pub fn uncertain(invocation: &Invocation, read_only: bool, error: Value) -> Comp
         },
         value: invocation.value.clone(),
         error: Some(error),
+        extra: Map::new(),
     }
 }
 
@@ -75,6 +79,7 @@ pub fn error_completion(
                     kind: OpType::Fail,
                     value: invocation.value.clone(),
                     error: Some(error),
+                    extra: Map::new(),
                 }
             } else {
                 uncertain(invocation, read_only, error)

@@ -151,6 +151,7 @@ impl Workload for VvKv {
             kind: OpType::Ok,
             value,
             error: None,
+            extra: Default::default(),
         }
     }
 

@@ -16,6 +16,8 @@ pub(crate) trait Machine: Send {
     fn initial(&mut self) -> u32;
     /// The `alt`-th successor of `state` under operation `op`, if any.
     fn step(&mut self, state: u32, op: u32, alt: u32) -> Option<u32>;
+    /// See `Model::is_read_only`.
+    fn is_read_only(&self, op: u32) -> bool;
     /// See `Model::observes`.
     fn observes(&self, op: u32) -> bool;
     /// See `Model::can_reach`.
@@ -50,6 +52,10 @@ impl<M: Model<State = u32>> Machine for Direct<M> {
     #[inline]
     fn step(&mut self, state: u32, op: u32, alt: u32) -> Option<u32> {
         self.model.step(&state, &self.ops[op as usize], alt)
+    }
+
+    fn is_read_only(&self, op: u32) -> bool {
+        self.model.is_read_only(&self.ops[op as usize])
     }
 
     fn observes(&self, op: u32) -> bool {
@@ -166,6 +172,10 @@ impl<M: Model> Machine for Interned<M> {
             .map(|s| self.intern(s));
         self.transitions.insert(key, next.unwrap_or(NO_STATE));
         next
+    }
+
+    fn is_read_only(&self, op: u32) -> bool {
+        self.model.is_read_only(&self.ops[op as usize])
     }
 
     fn observes(&self, op: u32) -> bool {

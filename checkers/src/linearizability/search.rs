@@ -46,9 +46,14 @@ struct Frame {
     entry: u32,
     /// The state before it.
     state: u32,
-    /// Which of the operation's alternative successors was taken.
+    /// Which of the operation's alternative successors was taken, or'ed with `COMMITTED` for a
+    /// read linearized as soon as it could be: a read changes nothing, so any linearization
+    /// that postpones it can take it now instead (and reaches every return the postponed one
+    /// does); so when the configuration after it fails, the one before fails too.
     alt: u32,
 }
+
+const COMMITTED: u32 = 1 << 31;
 
 /// A configuration at the furthest return event reached.
 struct Snapshot {
@@ -110,6 +115,9 @@ pub(crate) struct Search<M: Machine> {
     /// The furthest return entry reached (0: none).
     furthest: u32,
     snapshots: Vec<Snapshot>,
+    /// Per operation: it never changes the state (a read).
+    read_only: Vec<bool>,
+    any_reads: bool,
     /// Lookahead only (empty otherwise): which operations are linearized, the observing
     /// operations in order of their returns, each one's rank there, and the first not linearized.
     linearized: Vec<bool>,
@@ -155,6 +163,8 @@ impl<M: Machine> Search<M> {
         let fits = reservation.resize(fixed_bytes + machine.heap_bytes() as u64);
         let remaining = calls.iter().filter(|c| c.ret.is_some()).count();
         let state = machine.initial();
+        let read_only: Vec<bool> = (0..calls.len() as u32).map(|op| machine.is_read_only(op)).collect();
+        let any_reads = read_only.contains(&true);
         let mut observers: Vec<u32> = Vec::new();
         let mut observer_rank = Vec::new();
         if M::LOOKAHEAD {
@@ -183,6 +193,8 @@ impl<M: Machine> Search<M> {
             remaining,
             furthest: 0,
             snapshots: Vec::new(),
+            read_only,
+            any_reads,
             linearized: if M::LOOKAHEAD { vec![false; calls.len()] } else { Vec::new() },
             observers,
             observer_rank,
@@ -210,7 +222,7 @@ impl<M: Machine> Search<M> {
         let mut state = self.state;
         let mut set_key = self.set_key;
         let mut steps = 0;
-        let progress = loop {
+        let progress = 'search: loop {
             if steps == budget {
                 break Progress::Running;
             }
@@ -221,13 +233,17 @@ impl<M: Machine> Search<M> {
             }
             let code = self.entry[e as usize];
             let op = code >> 1;
-            if code & 1 == 0 {
+            if code & 1 == 1 {
+                // A return entry: its operation was not linearized in time.
+                self.note_furthest(e, op, state, set_key);
+            } else {
                 let Some(next_state) = self.machine.step(state, op, alt) else {
                     cursor = self.next[e as usize];
                     alt = 0;
                     continue;
                 };
                 let next_key = set_key ^ self.op_keys[op as usize];
+                let commit = self.any_reads && self.read_only[op as usize];
                 match self.memo.insert(fingerprint(next_key, next_state)) {
                     Insert::New => {
                         if M::LOOKAHEAD && self.cut(op, next_state) {
@@ -237,7 +253,7 @@ impl<M: Machine> Search<M> {
                         self.stack.push(Frame {
                             entry: e,
                             state,
-                            alt,
+                            alt: if commit { alt | COMMITTED } else { alt },
                         });
                         state = next_state;
                         set_key = next_key;
@@ -248,15 +264,26 @@ impl<M: Machine> Search<M> {
                             }
                         }
                         cursor = self.next[HEAD as usize];
+                        if self.any_reads {
+                            cursor = self.applicable_read(cursor, state);
+                        }
                         alt = 0;
+                        continue;
                     }
-                    Insert::Seen => alt += 1,
+                    // A read that can happen now need not be postponed: if the configuration
+                    // with it is known to fail, so does this one.
+                    Insert::Seen if commit => {}
+                    Insert::Seen => {
+                        alt += 1;
+                        continue;
+                    }
                     Insert::OutOfMemory => break Progress::OutOfMemory,
                 }
-            } else {
-                self.note_furthest(e, op, state, set_key);
+            }
+            // This configuration fails: backtrack, past any reads committed to.
+            loop {
                 let Some(frame) = self.stack.pop() else {
-                    break Progress::Invalid;
+                    break 'search Progress::Invalid;
                 };
                 let undone = self.entry[frame.entry as usize] >> 1;
                 if self.unlift(frame.entry, undone) {
@@ -264,8 +291,11 @@ impl<M: Machine> Search<M> {
                 }
                 state = frame.state;
                 set_key ^= self.op_keys[undone as usize];
-                cursor = frame.entry;
-                alt = frame.alt + 1;
+                if frame.alt & COMMITTED == 0 {
+                    cursor = frame.entry;
+                    alt = frame.alt + 1;
+                    break;
+                }
             }
         };
         self.cursor = cursor;
@@ -291,17 +321,40 @@ impl<M: Machine> Search<M> {
         self.reservation.resize(bytes)
     }
 
+    /// The first read-only candidate (call before the first return) that can happen in `state`,
+    /// else `first`: reads are linearized as soon as they can be (see `Frame::alt`).
+    fn applicable_read(&mut self, first: u32, state: u32) -> u32 {
+        let mut e = first;
+        while e != NIL {
+            let code = self.entry[e as usize];
+            if code & 1 == 1 {
+                break;
+            }
+            let op = code >> 1;
+            if self.read_only[op as usize] && self.machine.step(state, op, 0).is_some() {
+                return e;
+            }
+            e = self.next[e as usize];
+        }
+        first
+    }
+
     /// Lookahead: whether linearizing `op` into `next_state` makes the first observing operation
     /// not yet linearized unreachable. Only observers whose return the search has already reached
     /// are used: a cut branch could not have got past that return, so the furthest return reached
     /// — the first operation that cannot be linearized — is unchanged.
-    fn cut(&self, op: u32, next_state: u32) -> bool {
+    fn cut(&mut self, op: u32, next_state: u32) -> bool {
         let Some(&due) = self.observers.get(self.first_observer) else {
             return false;
         };
-        due != op
-            && self.ret_entry[due as usize] <= self.furthest
-            && !self.machine.can_reach(next_state, due, &self.linearized)
+        if due == op || self.ret_entry[due as usize] > self.furthest {
+            return false;
+        }
+        // As if `op` were linearized, which it is about to be.
+        let was = std::mem::replace(&mut self.linearized[op as usize], true);
+        let reachable = self.machine.can_reach(next_state, due, &self.linearized);
+        self.linearized[op as usize] = was;
+        !reachable
     }
 
     fn mark_linearized(&mut self, op: u32, linearized: bool) {

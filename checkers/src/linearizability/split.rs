@@ -140,7 +140,7 @@ pub(crate) fn prepare(
             let init = KvString::parse_init(init).map_err(init_error)?;
             let mut grouped = group(history, paired, &mut KvStringParser)?;
             for ops in &mut grouped.ops {
-                models::link_puts_to_gets(ops);
+                models::link_gets(ops);
             }
             interned(grouped, budget, KvString { init })
         }

@@ -245,6 +245,7 @@ pub async fn conduct(
                     value: fault.history_value(),
                     error: None,
                     node: None,
+                    extra: Default::default(),
                 });
             }
             _ = tokio::time::sleep_until(instant_at(epoch_mono_ns, next_generate)), if generating => {
@@ -343,6 +344,7 @@ impl Conductor<'_, '_> {
             value: invocation.value.clone(),
             error: None,
             node: Some(self.ids[node].clone()),
+            extra: Default::default(),
         });
         self.counts.invoked += 1;
         let body = self.workload.request_body(&invocation);
@@ -388,6 +390,7 @@ impl Conductor<'_, '_> {
             value: completion.value.clone(),
             error: completion.error.clone(),
             node: Some(self.ids[worker.node].clone()),
+            extra: completion.extra.clone(),
         });
         match completion.kind {
             OpType::Ok => self.counts.ok += 1,

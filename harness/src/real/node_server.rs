@@ -21,6 +21,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use clap::Args;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -214,6 +215,10 @@ async fn serve(args: &NodeArgs) -> Result<i32, Failure> {
             tx: tx.clone(),
             request_timeout,
         });
+    // Small request/response exchanges: never let Nagle hold a reply back.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("verity node: server error: {e}");

@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use std::fs::File;
@@ -157,6 +158,9 @@ impl Relay {
         let app = Router::new()
             .route("/relay/{src}/{dst}", post(relay_message))
             .with_state(relay.clone());
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 eprintln!("verity: relay server error: {e}");

@@ -331,11 +331,7 @@ fn draw(data: &ReportData, failing: usize, result: &Value, concurrent: &[usize])
                 .iter()
                 .map(|(x, y, _)| format!("{x:.1} {y:.1}"))
                 .collect();
-            let _ = write!(
-                out,
-                r#"<path class="linearization" d="M{}"/>"#,
-                d.join("L")
-            );
+            let _ = write!(out, r#"<path class="linearization" d="M{}"/>"#, d.join("L"));
         }
         for (n, (x, y, state)) in points.iter().enumerate() {
             match state {

@@ -170,7 +170,11 @@ impl Counts {
         if self.faults.is_empty() {
             return "none".into();
         }
-        let parts: Vec<String> = self.faults.iter().map(|(f, n)| format!("{f}×{n}")).collect();
+        let parts: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(f, n)| format!("{f}×{n}"))
+            .collect();
         parts.join(", ")
     }
 }

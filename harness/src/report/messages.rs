@@ -343,7 +343,11 @@ pub fn diagram(data: &ReportData, trace: &Path, nodes: &[String]) -> Option<Mess
                     out,
                     r#"<g class="msg delivered {type_class}{}"><line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}"{}/><title>{}</title></g>"#,
                     if late { " late" } else { "" },
-                    if late { "" } else { r#" marker-end="url(#msg-head)""# },
+                    if late {
+                        ""
+                    } else {
+                        r#" marker-end="url(#msg-head)""#
+                    },
                     esc(&title)
                 );
                 if label_arrows {
@@ -381,8 +385,7 @@ pub fn diagram(data: &ReportData, trace: &Path, nodes: &[String]) -> Option<Mess
             .chain(focus.concurrent.iter().map(|&c| (c, "concurrent")));
         for (i, class) in named {
             let o = &data.ops[i];
-            let Some(node) = o.node.as_deref().filter(|n| node_list.iter().any(|m| m == n))
-            else {
+            let Some(node) = o.node.filter(|n| node_list.iter().any(|m| m == n)) else {
                 continue;
             };
             let end = o.end_or(data.end);

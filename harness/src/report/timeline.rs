@@ -285,7 +285,10 @@ mod tests {
         assert_eq!(v["cmp"], json!([2, 2]));
         assert_eq!(v["windows"][0][2], "partition");
         let kind = &v["kinds"][v["kind"][1].as_u64().unwrap() as usize];
-        assert_eq!(v["strs"][kind[2].as_u64().unwrap() as usize], "null → </script>");
+        assert_eq!(
+            v["strs"][kind[2].as_u64().unwrap() as usize],
+            "null → </script>"
+        );
         assert_eq!(v["fs"][kind[0].as_u64().unwrap() as usize], "read");
         assert_eq!(v["proc"], json!([0, 1]));
     }

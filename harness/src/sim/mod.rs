@@ -638,6 +638,7 @@ impl<'w> Simulator<'w> {
             value: invocation.value.clone(),
             error: None,
             node: Some(self.nodes[to].id.clone()),
+            extra: Default::default(),
         });
         let body = self.workload.request_body(&invocation);
         worker.pending = Some(Pending {
@@ -674,6 +675,7 @@ impl<'w> Simulator<'w> {
             value: completion.value.clone(),
             error: completion.error.clone(),
             node: Some(node_id),
+            extra: completion.extra.clone(),
         });
         if completion.retires_process() {
             worker.process += self.cfg.concurrency as u64;
@@ -803,6 +805,7 @@ impl Simulator<'_> {
             value: fault.history_value(),
             error: None,
             node: None,
+            extra: Default::default(),
         });
     }
 

@@ -77,6 +77,7 @@ impl Workload for Idle {
             kind: OpType::Ok,
             value: inv.value.clone(),
             error: None,
+            extra: Default::default(),
         })
     }
     fn final_invocations(&self) -> Vec<Invocation> {
@@ -111,6 +112,7 @@ fn config(nodes: usize) -> SimConfig {
             duration_ns: SECOND,
             nodes: Vec::new(),
             clock_max_ms: 0,
+            epsilon_ms: 0.0,
         },
     }
 }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn verity(args: &[&str]) -> Output {
-    Command::new(verity_bin()).args(args).output().expect("verity runs")
+    Command::new(verity_bin())
+        .args(args)
+        .output()
+        .expect("verity runs")
 }
 
 /// The binary under test: Cargo names it for integration tests; benchmarks find it beside
@@ -206,7 +209,13 @@ pub fn synthetic_history(ops: usize, seed: u64) -> History {
     // Apply in linearization order to learn what each read saw and whether each cas succeeded.
     let mut order: Vec<usize> = (0..planned.len()).collect();
     order.sort_by_key(|&i| planned[i].point);
-    let mut state = [Value::Null, Value::Null, Value::Null, Value::Null, Value::Null];
+    let mut state = [
+        Value::Null,
+        Value::Null,
+        Value::Null,
+        Value::Null,
+        Value::Null,
+    ];
     let mut outcome: Vec<(OpType, Value)> = vec![(OpType::Ok, Value::Null); planned.len()];
     for i in order {
         let p = &planned[i];
@@ -337,9 +346,16 @@ pub fn synthetic_messages(history: &History, per_op: usize, path: &Path, seed: u
             let (delivered, fate) = if rng.below(30) == 0 {
                 ("null".to_string(), if k % 2 == 0 { "lost" } else { "cut" })
             } else {
-                ((sent + 200_000 + rng.below(3_000_000)).to_string(), "delivered")
+                (
+                    (sent + 200_000 + rng.below(3_000_000)).to_string(),
+                    "delivered",
+                )
             };
-            let kind = if k % 2 == 0 { "raft_append" } else { "raft_append_reply" };
+            let kind = if k % 2 == 0 {
+                "raft_append"
+            } else {
+                "raft_append_reply"
+            };
             lines.push((
                 sent,
                 format!(
@@ -370,7 +386,8 @@ pub fn store_synthetic_run(dir: &Path, ops: usize, messages_per_op: usize) -> u6
     std::fs::create_dir_all(dir).unwrap();
     let mut history = synthetic_history(ops, 7);
     let stale = inject_stale_read(&mut history);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl")).unwrap());
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl")).unwrap());
     checkers::history::jsonl::write(&history, &mut out).unwrap();
     out.flush().unwrap();
     drop(out);

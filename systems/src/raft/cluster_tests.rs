@@ -173,7 +173,11 @@ impl Invariants {
         for (i, term) in cluster.leaders() {
             let leader = *self.leaders_by_term.entry(term).or_insert(i);
             if leader != i {
-                return Err(format!("two leaders in term {term}: n{} and n{}", leader + 1, i + 1));
+                return Err(format!(
+                    "two leaders in term {term}: n{} and n{}",
+                    leader + 1,
+                    i + 1
+                ));
             }
         }
         for i in 0..cluster.size() {
@@ -260,17 +264,7 @@ fn chaos_keeps_raft_safe() {
 #[test]
 fn chaos_catches_forgotten_votes() {
     let caught = (0..30).find(|&seed| chaos(seed, &["forget-vote"]).is_err());
-    println!("forget-vote first caught by seed {caught:?}");
     assert!(caught.is_some(), "forget-vote never broke an invariant");
-}
-
-#[test]
-#[ignore]
-fn chaos_survey() {
-    for bug in ["forget-vote", "commit-old-term"] {
-        let caught: Vec<u64> = (0..200).filter(|&seed| chaos(seed, &[bug]).is_err()).collect();
-        println!("{bug}: {} of 200: {caught:?}", caught.len());
-    }
 }
 
 /// The whole cluster loses power and comes back, except one node that stays cut off while the
@@ -312,9 +306,10 @@ fn cluster_restart_with_a_straggler(seed: u64, bugs: &[&str]) -> Result<(), Stri
 #[test]
 fn forget_vote_bug_lets_terms_regress_and_lose_committed_entries() {
     assert_eq!(cluster_restart_with_a_straggler(1, &[]), Ok(()));
+    // The straggler kept the old, higher terms; the others restarted counting from 0, so its
+    // stale log looks newer and overwrites what they committed meanwhile.
     let violation = cluster_restart_with_a_straggler(1, &["forget-vote"]);
-    println!("{violation:?}");
-    assert!(violation.is_err(), "{violation:?}");
+    assert!(violation.is_err_and(|v| v.contains("committed with term")));
 }
 
 /// Raft's figure 8, scripted: an entry of an old term reaches a majority under a later leader,
@@ -368,6 +363,5 @@ fn figure_8(bugs: &[&str]) -> Result<(), String> {
 fn commit_old_term_bug_loses_a_committed_entry_in_figure_8() {
     assert_eq!(figure_8(&[]), Ok(()));
     let violation = figure_8(&["commit-old-term"]);
-    println!("{violation:?}");
-    assert!(violation.is_err(), "{violation:?}");
+    assert!(violation.is_err_and(|v| v.contains("committed with term")));
 }

@@ -2,9 +2,22 @@
 //! check, current-term commitment, durable term/vote/log, and read-index reads; here serving a
 //! linearizable key-value store (`lin-kv`).
 //!
-//! - [`core`]: the consensus, generic over a [`StateMachine`] (Spanner reuses it per shard);
+//! - [`core`]: the consensus, generic over a [`StateMachine`];
 //! - [`log`], [`storage`], [`messages`]: the log, its persistence, the peer messages;
 //! - [`kv`]: the key-value state machine and [`RaftKv`], the node clients talk to.
+//!
+//! # Reusing the core (one replicated log per Spanner shard)
+//!
+//! Build a [`Raft`] per group with [`RaftConfig::new`] and give each group on a node its own
+//! `group` (tagged on its messages; route incoming bodies with [`messages::group_of`]),
+//! `disk_prefix` and `timer_base` (it uses two keys; route with [`Raft::owns_timer`]). Forward
+//! the node's `on_start` / `on_message` / `on_timer`, call [`Raft::propose`] for writes and
+//! [`Raft::read_index`] for linearizable reads, and after every call drain
+//! [`Raft::take_events`]: `Applied { index, term, result }` answers the proposal with that
+//! index and term, `ReadReady` lets a read run against [`Raft::machine`], `SteppedDown` means
+//! pending proposals may or may not commit. With `RaftConfig::leases`, followers stay loyal
+//! to a live leader for the minimum election timeout and [`Raft::has_lease`] says when the
+//! leader may read locally without a round trip.
 
 pub mod core;
 pub mod kv;
@@ -32,7 +45,7 @@ pub const INFO: SystemInfo = SystemInfo {
             name: "stale-read",
             description: "the leader answers reads from its local state without confirming \
                           it is still leader, so a deposed leader serves stale values",
-            exposed_by: "partition",
+            exposed_by: "partition,loss",
         },
         BugInfo {
             name: "forget-vote",

@@ -228,8 +228,9 @@ impl Cluster {
                 self.cut.insert((i, j));
             }
         }
-        self.queue
-            .retain(|_, (_, _, action)| !matches!(action, Action::Deliver { from, .. } if *from == i));
+        self.queue.retain(
+            |_, (_, _, action)| !matches!(action, Action::Deliver { from, .. } if *from == i),
+        );
     }
 
     /// Restores every link of node `i`.

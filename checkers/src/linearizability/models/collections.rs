@@ -102,6 +102,10 @@ impl Model for Set {
         }
     }
 
+    fn is_read_only(&self, op: &SetOp) -> bool {
+        matches!(op, SetOp::Read(_))
+    }
+
     fn failure(&self, state: &Vec<u32>, op: &SetOp) -> String {
         match op {
             SetOp::Read(items) => format!(
@@ -211,6 +215,10 @@ impl Model for UnorderedQueue {
         *op == QueueOp::DequeueUnknown
     }
 
+    fn is_read_only(&self, op: &QueueOp) -> bool {
+        *op == QueueOp::DequeueEmpty
+    }
+
     fn failure(&self, state: &Vec<u32>, op: &QueueOp) -> String {
         match *op {
             QueueOp::Dequeue(v) => format!(
@@ -265,6 +273,10 @@ impl Model for FifoQueue {
             QueueOp::DequeueEmpty => state.is_empty().then(Vec::new),
             QueueOp::DequeueUnknown => (!state.is_empty()).then(|| state[1..].to_vec()),
         }
+    }
+
+    fn is_read_only(&self, op: &QueueOp) -> bool {
+        *op == QueueOp::DequeueEmpty
     }
 
     fn failure(&self, state: &Vec<u32>, op: &QueueOp) -> String {

@@ -4,14 +4,14 @@ use super::{Meaning, Model, Parser, key_and_value};
 use crate::linearizability::prepare::Paired;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum KvStringOp {
     Get {
         value: String,
-        /// The puts (operation ids) invoked before this get returned whose value is a prefix of
-        /// `value`: the only ways to reach `value` from a state that is not its prefix.
-        puts: Vec<u32>,
+        /// What can precede the get (see `link_gets`).
+        before: Arc<Before>,
     },
     Put(String),
     Append(String),
@@ -32,7 +32,7 @@ impl Parser for KvStringParser {
             "get" if !ok || v.is_null() => return Ok(Meaning::Nothing),
             "get" => KvStringOp::Get {
                 value: text()?,
-                puts: Vec::new(),
+                before: Arc::default(),
             },
             "put" => KvStringOp::Put(text()?),
             "append" => KvStringOp::Append(text()?),
@@ -85,6 +85,10 @@ impl Model for KvString {
         }
     }
 
+    fn is_read_only(&self, op: &KvStringOp) -> bool {
+        matches!(op, KvStringOp::Get { .. })
+    }
+
     fn failure(&self, state: &String, op: &KvStringOp) -> String {
         match op {
             KvStringOp::Get { value, .. } => format!(
@@ -107,12 +111,21 @@ impl Model for KvString {
     }
 
     fn can_reach(&self, state: &String, op: &KvStringOp, linearized: &[bool]) -> bool {
-        match op {
-            KvStringOp::Get { value, puts } => {
-                value.starts_with(state.as_str()) || puts.iter().any(|&p| !linearized[p as usize])
-            }
-            _ => true,
-        }
+        let KvStringOp::Get { value, before } = op else {
+            return true;
+        };
+        // The get's value is a starting point — the state itself, or a put still to come —
+        // followed by appends still to come.
+        let from_state = value.starts_with(state.as_str()).then_some(state.len());
+        let from_puts = before
+            .puts
+            .iter()
+            .filter(|&&(put, _)| !linearized[put as usize])
+            .map(|&(_, len)| len);
+        from_state
+            .into_iter()
+            .chain(from_puts)
+            .any(|start| before.appends.compose(&value[start..], before.horizon, linearized))
     }
 
     fn state_json(&self, state: &String) -> Value {
@@ -124,19 +137,74 @@ impl Model for KvString {
     }
 }
 
-/// Fills each get's `puts`. Operation ids are indices into `ops`.
-pub(crate) fn link_puts_to_gets(ops: &mut [(Paired, KvStringOp)]) {
+/// What may be linearized before one get: operations invoked before it returned.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Before {
+    /// Operation ids below this were invoked before the get returned.
+    horizon: u32,
+    /// Such puts whose value is a prefix of the get's, with that value's length.
+    puts: Vec<(u32, usize)>,
+    /// The key's appends (shared by its gets).
+    appends: Arc<Appends>,
+}
+
+/// A key's appends by value.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Appends {
+    by_value: HashMap<String, Vec<u32>>,
+    /// The distinct lengths of the values, ascending.
+    lengths: Vec<usize>,
+}
+
+impl Appends {
+    /// Whether `rest` is a concatenation of values of appends below `horizon` not linearized
+    /// yet (an append may be counted twice: this only has to be certain when it says no).
+    fn compose(&self, rest: &str, horizon: u32, linearized: &[bool]) -> bool {
+        let mut reachable = vec![false; rest.len() + 1];
+        reachable[0] = true;
+        for at in 0..rest.len() {
+            if !reachable[at] {
+                continue;
+            }
+            for &len in &self.lengths {
+                let Some(piece) = rest.get(at..at + len) else {
+                    continue;
+                };
+                let usable = self.by_value.get(piece).is_some_and(|ids| {
+                    ids.iter().any(|&a| a < horizon && !linearized[a as usize])
+                });
+                if usable {
+                    reachable[at + len] = true;
+                }
+            }
+        }
+        reachable[rest.len()]
+    }
+}
+
+/// Fills each get's `before`. Operation ids are indices into `ops`, which are in invocation
+/// order.
+pub(crate) fn link_gets(ops: &mut [(Paired, KvStringOp)]) {
+    let mut appends = Appends::default();
     let mut puts_by_value: HashMap<&str, Vec<u32>> = HashMap::new();
     for (i, (_, op)) in ops.iter().enumerate() {
-        if let KvStringOp::Put(v) = op {
-            puts_by_value.entry(v.as_str()).or_default().push(i as u32);
+        match op {
+            KvStringOp::Append(v) if !v.is_empty() => {
+                appends.by_value.entry(v.clone()).or_default().push(i as u32);
+                appends.lengths.push(v.len());
+            }
+            KvStringOp::Put(v) => puts_by_value.entry(v.as_str()).or_default().push(i as u32),
+            _ => {}
         }
     }
+    appends.lengths.sort_unstable();
+    appends.lengths.dedup();
+    let appends = Arc::new(appends);
     // Prefixes of a get's value are looked up only at the lengths some put has.
-    let mut lengths: Vec<usize> = puts_by_value.keys().map(|v| v.len()).collect();
-    lengths.sort_unstable();
-    lengths.dedup();
-    let links: Vec<(usize, Vec<u32>)> = ops
+    let mut put_lengths: Vec<usize> = puts_by_value.keys().map(|v| v.len()).collect();
+    put_lengths.sort_unstable();
+    put_lengths.dedup();
+    let links: Vec<(usize, Before)> = ops
         .iter()
         .enumerate()
         .filter_map(|(i, (p, op))| {
@@ -144,21 +212,26 @@ pub(crate) fn link_puts_to_gets(ops: &mut [(Paired, KvStringOp)]) {
                 return None;
             };
             let returned = p.complete.unwrap_or(usize::MAX);
-            let puts: Vec<u32> = lengths
+            let horizon = ops.partition_point(|(q, _)| q.invoke < returned) as u32;
+            let puts = put_lengths
                 .iter()
                 .take_while(|&&len| len <= value.len())
                 .filter_map(|&len| value.get(..len))
-                .filter_map(|prefix| puts_by_value.get(prefix))
-                .flatten()
-                .copied()
-                .filter(|&put| ops[put as usize].0.invoke < returned)
+                .filter_map(|prefix| puts_by_value.get(prefix).map(|ids| (ids, prefix.len())))
+                .flat_map(|(ids, len)| ids.iter().map(move |&put| (put, len)))
+                .filter(|&(put, _)| put < horizon)
                 .collect();
-            Some((i, puts))
+            let before = Before {
+                horizon,
+                puts,
+                appends: Arc::clone(&appends),
+            };
+            Some((i, before))
         })
         .collect();
     for (i, linked) in links {
-        if let KvStringOp::Get { puts, .. } = &mut ops[i].1 {
-            *puts = linked;
+        if let KvStringOp::Get { before, .. } = &mut ops[i].1 {
+            *before = Arc::new(linked);
         }
     }
 }

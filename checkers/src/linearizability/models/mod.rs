@@ -12,7 +12,7 @@ mod register;
 pub(crate) use collections::{
     FifoQueue, QueueParser, Set, SetParser, UnorderedQueue, initial_items,
 };
-pub(crate) use kv_string::{KvString, KvStringParser, link_puts_to_gets};
+pub(crate) use kv_string::{KvString, KvStringParser, link_gets};
 pub(crate) use multi_register::{MultiRegister, MultiRegisterParser};
 pub(crate) use register::{
     Mutex, MutexParser, Register, RegisterParser, observable, register_init,
@@ -93,6 +93,11 @@ pub(crate) trait Model: Send + Sync + 'static {
     /// The `alt`-th possible state after `op` (alt = 0, 1, ...), `None` when there is no such
     /// alternative. Only operations with unknown results (a crashed dequeue) have more than one.
     fn step(&self, state: &Self::State, op: &Self::Op, alt: u32) -> Option<Self::State>;
+
+    /// Whether `op` never changes the state (when it can happen at all): a read.
+    fn is_read_only(&self, _op: &Self::Op) -> bool {
+        false
+    }
 
     /// Whether `op` may have more than one successor (`alt` > 0).
     fn may_branch(&self, _op: &Self::Op) -> bool {

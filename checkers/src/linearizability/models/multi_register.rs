@@ -136,6 +136,10 @@ impl Model for MultiRegister {
         Some(next)
     }
 
+    fn is_read_only(&self, op: &Vec<Micro>) -> bool {
+        op.iter().all(|m| matches!(m, Micro::Read(..)))
+    }
+
     fn failure(&self, state: &Vec<u32>, op: &Vec<Micro>) -> String {
         let mut current = state.clone();
         for micro in op {

@@ -80,6 +80,10 @@ impl Model for Register {
         }
     }
 
+    fn is_read_only(&self, op: &RegisterOp) -> bool {
+        matches!(op, RegisterOp::Read(_))
+    }
+
     fn failure(&self, &state: &u32, op: &RegisterOp) -> String {
         let show = |id| self.values.show(id);
         match *op {
