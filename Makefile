@@ -12,10 +12,11 @@ build:
 test:
 	$(CARGO) test --workspace --release
 
-# Benchmarks (release): the linearizability checker and the simulator.
+# Benchmarks (release): the linearizability checker, the simulator and the report.
 bench:
 	$(CARGO) bench -p checkers --bench linearizability
 	$(CARGO) bench -p harness --bench simulation
+	$(CARGO) bench -p harness --bench report
 
 # Real-mode throughput: the highest rate 3- and 5-node raft sustain on loopback, with latency.
 bench-real:

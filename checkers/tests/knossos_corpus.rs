@@ -15,7 +15,11 @@ fn corpus_root() -> Option<PathBuf> {
     match std::env::var_os("VERITY_CORPUS") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
-            assert!(dir.is_dir(), "VERITY_CORPUS={} is not a directory", dir.display());
+            assert!(
+                dir.is_dir(),
+                "VERITY_CORPUS={} is not a directory",
+                dir.display()
+            );
             Some(dir)
         }
         None => {
@@ -23,7 +27,10 @@ fn corpus_root() -> Option<PathBuf> {
             if dir.is_dir() {
                 Some(dir)
             } else {
-                println!("note: no corpus at {} and VERITY_CORPUS unset; skipping", dir.display());
+                println!(
+                    "note: no corpus at {} and VERITY_CORPUS unset; skipping",
+                    dir.display()
+                );
                 None
             }
         }
@@ -70,7 +77,11 @@ fn check_row(row: &Row, history: &History, init: Value) -> Duration {
     let started = Instant::now();
     let result = check(history, &opts).unwrap_or_else(|e| panic!("{}: {e}", row.path));
     let took = started.elapsed();
-    let expected = if row.valid { Validity::Valid } else { Validity::Invalid };
+    let expected = if row.valid {
+        Validity::Valid
+    } else {
+        Validity::Invalid
+    };
     assert_eq!(
         result.validity,
         expected,
@@ -80,7 +91,13 @@ fn check_row(row: &Row, history: &History, init: Value) -> Duration {
     );
     if let Some(index) = row.first_index {
         let c = result.counterexample.as_ref().unwrap();
-        assert_eq!(c.op.index, index, "{} (init {init}):\n{}", row.path, result.explain());
+        assert_eq!(
+            c.op.index,
+            index,
+            "{} (init {init}):\n{}",
+            row.path,
+            result.explain()
+        );
         assert!(!c.final_paths.is_empty(), "{}", row.path);
     }
     took
@@ -134,14 +151,20 @@ fn explanation_names_the_operation_and_the_reason() {
         opts.init = Some(init);
         let result = check(&history, &opts).unwrap();
         let text = result.explain();
-        assert!(text.contains(op) && text.contains(reason), "{file}:\n{text}");
+        assert!(
+            text.contains(op) && text.contains(reason),
+            "{file}:\n{text}"
+        );
         let json = result.to_json();
         assert_eq!(json["valid"], Value::Bool(false));
         let paths = json["final_paths"].as_array().unwrap();
         assert!(!paths.is_empty() && paths.len() <= 10);
         for path in paths {
             assert_eq!(path["failure"], Value::from(reason), "{file}");
-            assert_eq!(path["ops"].as_array().unwrap().len(), path["states"].as_array().unwrap().len());
+            assert_eq!(
+                path["ops"].as_array().unwrap().len(),
+                path["states"].as_array().unwrap().len()
+            );
         }
     }
 }

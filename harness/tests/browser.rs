@@ -496,6 +496,71 @@ fn reports_and_the_index_work_in_a_real_browser() {
     );
     browser.screenshot(&shots.join("report-imported.png"), None, 4000);
 
+    // 100k operations: the page opens on the failure and pages without trouble.
+    let big = scratch.join("big");
+    report_support::store_synthetic_run(&big, 100_000, 2);
+    let o = verity(&["report", big.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    browser.visit(&format!("file://{}", big.join("report.html").display()));
+    browser.assert_no_problems("100k-operation report");
+    assert_eq!(
+        browser.eval("document.body.getAttribute('data-timeline-ready')"),
+        "100000"
+    );
+    assert_eq!(
+        browser.eval("document.querySelectorAll('#tl-svg rect.op.focus').length"),
+        1
+    );
+    let paged = browser.eval(
+        "(() => { const t = performance.now(); \
+         for (let i = 0; i < 20; i++) document.getElementById('tl-next').click(); \
+         document.getElementById('tl-zoom-out').click(); \
+         return performance.now() - t; })()",
+    );
+    assert!(
+        paged.as_f64().unwrap() < 10_000.0,
+        "paging 20 times took {paged} ms"
+    );
+    browser.eval("document.getElementById('tl-focus').click()");
+    browser.assert_no_problems("100k-operation report, paged");
+    browser.screenshot(&shots.join("report-100k.png"), None, 5000);
+
+    // Edge cases: one operation that never completes, and faults without any operation.
+    for (name, lines) in [
+        (
+            "pending",
+            vec![
+                r#"{"index":0,"time":0,"process":"nemesis","type":"info","f":"start-partition","value":null}"#,
+                r#"{"index":1,"time":5000,"process":0,"type":"invoke","f":"write","value":1}"#,
+                r#"{"index":2,"time":9000,"process":"nemesis","type":"info","f":"stop-partition","value":null}"#,
+            ],
+        ),
+        (
+            "faults-only",
+            vec![
+                r#"{"index":0,"time":0,"process":"nemesis","type":"info","f":"kill","value":["n1"]}"#,
+                r#"{"index":1,"time":7000,"process":"nemesis","type":"info","f":"restart","value":["n1"]}"#,
+            ],
+        ),
+    ] {
+        let history = scratch.join(format!("{name}.jsonl"));
+        std::fs::write(&history, lines.join("\n") + "\n").unwrap();
+        let page = scratch.join(format!("{name}.html"));
+        let o = verity(&[
+            "check",
+            "--model",
+            "register",
+            "--report",
+            page.to_str().unwrap(),
+            history.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {o:?}");
+        browser.visit(&format!("file://{}", page.display()));
+        browser.assert_no_problems(name);
+        browser.eval("document.getElementById('tl-next').click(); document.getElementById('tl-zoom-out').click()");
+        browser.assert_no_problems(name);
+    }
+
     // A Jepsen EDN history from the Knossos corpus (no timestamps, many concurrent ops).
     let corpus = std::env::var_os("VERITY_CORPUS")
         .map(PathBuf::from)

@@ -63,7 +63,8 @@ impl<M: Model<State = u32>> Machine for Direct<M> {
     }
 
     fn can_reach(&self, state: u32, op: u32, linearized: &[bool]) -> bool {
-        self.model.can_reach(&state, &self.ops[op as usize], linearized)
+        self.model
+            .can_reach(&state, &self.ops[op as usize], linearized)
     }
 
     fn failure(&self, state: u32, op: u32) -> String {
@@ -183,8 +184,11 @@ impl<M: Model> Machine for Interned<M> {
     }
 
     fn can_reach(&self, state: u32, op: u32, linearized: &[bool]) -> bool {
-        self.model
-            .can_reach(&self.states[state as usize], &self.ops[op as usize], linearized)
+        self.model.can_reach(
+            &self.states[state as usize],
+            &self.ops[op as usize],
+            linearized,
+        )
     }
 
     fn failure(&self, state: u32, op: u32) -> String {

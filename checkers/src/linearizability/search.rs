@@ -157,13 +157,18 @@ impl<M: Machine> Search<M> {
             .map(|n| if n as usize == entries { NIL } else { n })
             .collect();
         let prev: Vec<u32> = (0..entries as u32).map(|e| e.saturating_sub(1)).collect();
-        let fixed_bytes =
-            (entries * 3 * 4 + calls.len() * (4 + 16 + std::mem::size_of::<Frame>())) as u64;
+        // Entry links and codes; per operation: return entry, key, stack frame, read flag, and
+        // the lookahead's flag and rank.
+        let per_op =
+            4 + 16 + std::mem::size_of::<Frame>() + 1 + if M::LOOKAHEAD { 1 + 8 } else { 0 };
+        let fixed_bytes = (entries * 3 * 4 + calls.len() * per_op) as u64;
         let mut reservation = Reservation::new(budget);
         let fits = reservation.resize(fixed_bytes + machine.heap_bytes() as u64);
         let remaining = calls.iter().filter(|c| c.ret.is_some()).count();
         let state = machine.initial();
-        let read_only: Vec<bool> = (0..calls.len() as u32).map(|op| machine.is_read_only(op)).collect();
+        let read_only: Vec<bool> = (0..calls.len() as u32)
+            .map(|op| machine.is_read_only(op))
+            .collect();
         let any_reads = read_only.contains(&true);
         let mut observers: Vec<u32> = Vec::new();
         let mut observer_rank = Vec::new();
@@ -195,7 +200,11 @@ impl<M: Machine> Search<M> {
             snapshots: Vec::new(),
             read_only,
             any_reads,
-            linearized: if M::LOOKAHEAD { vec![false; calls.len()] } else { Vec::new() },
+            linearized: if M::LOOKAHEAD {
+                vec![false; calls.len()]
+            } else {
+                Vec::new()
+            },
             observers,
             observer_rank,
             first_observer: 0,

@@ -19,7 +19,6 @@ use rand::RngExt;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-use std::future::Future;
 use std::time::Duration;
 use systems::protocol::{self, code};
 use tokio::sync::mpsc;
@@ -151,12 +150,10 @@ struct Conductor<'a, 'w> {
 /// Runs the load, the faults, the heal, the quiet period and the final reads; returns the
 /// recorder and the run's end time (ns since the epoch). The load and the schedule start now
 /// (the nodes are up), so history times also count the startup before it, like the node logs.
-/// `interrupt` resolves to a signal name when the user asks to stop.
 pub async fn conduct(
     setup: Setup<'_>,
     workload: &mut dyn Workload,
     recorder: Recorder,
-    interrupt: impl Future<Output = &'static str>,
 ) -> Result<(Recorder, u64), Failure> {
     let Setup {
         cfg,
@@ -220,7 +217,6 @@ pub async fn conduct(
     let mut next_generate = t0;
     let mut progress = Progress::new(finals_at);
     let mut progress_tick = tokio::time::interval(PROGRESS_EVERY);
-    tokio::pin!(interrupt);
 
     loop {
         if c.finals_started && c.final_queue.is_empty() && c.all_idle() {
@@ -228,12 +224,6 @@ pub async fn conduct(
         }
         let generating = next_generate < time_limit;
         tokio::select! {
-            signal = &mut interrupt => {
-                progress.finish();
-                return Err(Failure::internal(format!(
-                    "interrupted by {signal}: every node was stopped; the history so far is kept"
-                )));
-            }
             Some(done) = done_rx.recv() => c.complete(done),
             Some((i, at)) = applied_rx.recv() => {
                 let fault = &schedule.faults[i].fault;

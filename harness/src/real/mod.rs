@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use supervisor::{NodeSpec, Supervisor};
 use workloads::Workload;
@@ -152,19 +153,23 @@ pub fn run(
             (dir, true)
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("starting the runtime: {e}")))?;
-    let result = runtime.block_on(run_async(
-        cfg,
-        workload,
-        recorder,
-        &work_dir,
-        binary,
-        run_dir.is_some(),
-    ));
+    let signals = interrupts();
+    RUN_ACTIVE.store(true, Ordering::SeqCst);
+    // An interrupt drops the run where it stands: the reaper kills the nodes, and the history
+    // recorded so far is already on disk.
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = run_async(cfg, workload, recorder, &work_dir, binary, run_dir.is_some()) => result,
+            signal = interrupted(signals) => Err(Failure::internal(format!(
+                "interrupted by {signal}: every node was stopped; the history so far is kept"
+            ))),
+        }
+    });
+    RUN_ACTIVE.store(false, Ordering::SeqCst);
     // Stop every leftover task (timers, strobes, forwards) before the directory goes.
     runtime.shutdown_timeout(Duration::from_secs(2));
     if temporary {
@@ -245,7 +250,7 @@ async fn run_async(
         faults: faults.clone(),
         workload_rng: stream_rng(cfg.seed, stream::WORKLOAD),
     };
-    let (recorder, end_ns) = clients::conduct(setup, workload, recorder, interrupted()).await?;
+    let (recorder, end_ns) = clients::conduct(setup, workload, recorder).await?;
 
     let mut final_states = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
@@ -331,19 +336,78 @@ pub fn node_specs(
         .collect()
 }
 
-/// Resolves with the signal's name on Ctrl-C, SIGTERM or SIGHUP.
-async fn interrupted() -> &'static str {
+/// Whether a real run is going on: a signal then stops the run (and its nodes) in order;
+/// otherwise it ends the process as the default action would.
+static RUN_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The signals that stop a run, as seen by a thread of their own. Tokio's handlers, once
+/// installed, stay for the life of the process, so the thread also carries out the default
+/// action (exit) when no run is going on, e.g. during the check after a run.
+fn interrupts() -> tokio::sync::watch::Receiver<Option<&'static str>> {
+    static SENDER: OnceLock<tokio::sync::watch::Sender<Option<&'static str>>> = OnceLock::new();
+    SENDER
+        .get_or_init(|| {
+            let (tx, _) = tokio::sync::watch::channel(None);
+            let sender = tx.clone();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("verity-signals".into())
+                .spawn(move || watch_signals(sender, ready_tx));
+            // Wait until the handlers are installed, so no signal slips through in between.
+            if spawned.is_ok() {
+                let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+            }
+            tx
+        })
+        .subscribe()
+}
+
+fn watch_signals(
+    sender: tokio::sync::watch::Sender<Option<&'static str>>,
+    ready: std::sync::mpsc::Sender<()>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return "SIGINT";
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-        _ = hup.recv() => "SIGHUP",
+    runtime.block_on(async {
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        let _ = ready.send(());
+        loop {
+            let (name, exit_code) = tokio::select! {
+                _ = int.recv() => ("SIGINT", 130),
+                _ = term.recv() => ("SIGTERM", 143),
+                _ = hup.recv() => ("SIGHUP", 129),
+            };
+            if RUN_ACTIVE.load(Ordering::SeqCst) {
+                sender.send_replace(Some(name));
+            } else {
+                eprintln!("verity: {name}");
+                std::process::exit(exit_code);
+            }
+        }
+    });
+}
+
+/// Resolves with the signal's name on Ctrl-C, SIGTERM or SIGHUP during the run.
+async fn interrupted(
+    mut signals: tokio::sync::watch::Receiver<Option<&'static str>>,
+) -> &'static str {
+    loop {
+        if let Some(name) = *signals.borrow_and_update() {
+            return name;
+        }
+        if signals.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }

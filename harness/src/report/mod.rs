@@ -252,7 +252,7 @@ fn read_json(path: &Path) -> Option<Value> {
 
 /// `time_limit_ns: 60000000000` → `time limit: 60 s`; nested objects flattened with dots.
 fn format_options(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
-    const SHOWN_ELSEWHERE: [&str; 9] = [
+    const SHOWN_ELSEWHERE: [&str; 8] = [
         "system",
         "workload",
         "mode",
@@ -261,7 +261,6 @@ fn format_options(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) 
         "command",
         "git_commit",
         "started",
-        "nodes_list",
     ];
     let Some(obj) = value.as_object() else {
         return;

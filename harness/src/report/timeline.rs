@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 /// Operations shown around the first failure when the page opens.
-const INITIAL_OPS: usize = 300;
+const INITIAL_OPS: usize = 160;
 
 /// Interns strings: each distinct string is written once.
 #[derive(Default)]

@@ -137,8 +137,8 @@ fn an_isolated_leader_neither_commits_nor_reads_and_steps_down_on_heal() {
 }
 
 #[test]
-fn stale_read_bug_answers_from_a_deposed_leader() {
-    for (bugs, stale_expected) in [(&["stale-read"][..], true), (&[][..], false)] {
+fn stale_read_bug_answers_from_a_deposed_leader_and_from_followers() {
+    for (bugs, buggy) in [(&["stale-read"][..], true), (&[][..], false)] {
         let mut cluster = Cluster::new(5, 6, bugs);
         cluster.call(write(1, 1));
         let old = cluster.await_leader();
@@ -153,7 +153,12 @@ fn stale_read_bug_answers_from_a_deposed_leader() {
         let id = cluster.request(old, read(1));
         cluster.run_for(20 * MS);
         let stale = cluster.replies.get(&id).is_some_and(|r| r["value"] == 1);
-        assert_eq!(stale, stale_expected);
+        assert_eq!(stale, buggy);
+        let follower = (0..5).find(|&i| i != old && i != new).unwrap();
+        let id = cluster.request(follower, read(1));
+        cluster.run_for(MS);
+        let answered_locally = cluster.replies[&id]["type"] == "read_ok";
+        assert_eq!(answered_locally, buggy);
     }
 }
 

@@ -1,7 +1,8 @@
 //! The lin-kv service on Raft: a key-value state machine and the node that answers clients.
 //!
 //! Writes and compare-and-sets go through the log and are answered when applied. Reads use
-//! read-index (a heartbeat round confirms leadership) unless the `stale-read` bug is on.
+//! read-index (a heartbeat round confirms leadership, then the leader reads its state machine)
+//! unless the `stale-read` bug is on.
 
 use super::core::{Event, Faults, Raft, RaftConfig, StateMachine};
 use crate::node::{Context, Node, NodeConfig, RequestId, TimerKey};
@@ -101,7 +102,7 @@ impl StateMachine for KvMachine {
 /// A lin-kv node: one Raft group over a [`KvMachine`].
 pub struct RaftKv {
     raft: Raft<KvMachine>,
-    /// Bug `stale-read`: the leader answers reads from local state without confirming it leads.
+    /// Bug `stale-read`: reads skip the read-index round; any node answers from local state.
     stale_reads: bool,
     /// Proposed writes by log index: (term proposed in, client request).
     pending_writes: BTreeMap<u64, (u64, RequestId)>,
@@ -203,15 +204,17 @@ impl Node for RaftKv {
                 return;
             }
         };
+        if self.stale_reads && let KvRequest::Read { key } = &parsed {
+            // The bug: whatever this node has applied is taken to be current.
+            let reply = self.raft.machine().read(key);
+            ctx.reply(request, reply);
+            return;
+        }
         if !self.raft.is_leader() {
             ctx.reply(request, self.not_leader());
             return;
         }
         match parsed {
-            KvRequest::Read { key } if self.stale_reads => {
-                let reply = self.raft.machine().read(&key);
-                ctx.reply(request, reply);
-            }
             KvRequest::Read { key } => match self.raft.read_index(ctx) {
                 Ok(id) => {
                     self.pending_reads.insert(id, (request, key));

@@ -43,9 +43,10 @@ pub const INFO: SystemInfo = SystemInfo {
     bugs: &[
         BugInfo {
             name: "stale-read",
-            description: "the leader answers reads from its local state without confirming \
-                          it is still leader, so a deposed leader serves stale values",
-            exposed_by: "partition,loss",
+            description: "reads skip the read-index round: whichever node gets a read answers \
+                          from its local state without confirming leadership, so a deposed \
+                          leader or a lagging follower serves stale values",
+            exposed_by: "partition",
         },
         BugInfo {
             name: "forget-vote",

@@ -122,10 +122,11 @@ impl Model for KvString {
             .iter()
             .filter(|&&(put, _)| !linearized[put as usize])
             .map(|&(_, len)| len);
-        from_state
-            .into_iter()
-            .chain(from_puts)
-            .any(|start| before.appends.compose(&value[start..], before.horizon, linearized))
+        from_state.into_iter().chain(from_puts).any(|start| {
+            before
+                .appends
+                .compose(&value[start..], before.horizon, linearized)
+        })
     }
 
     fn state_json(&self, state: &String) -> Value {
@@ -170,9 +171,10 @@ impl Appends {
                 let Some(piece) = rest.get(at..at + len) else {
                     continue;
                 };
-                let usable = self.by_value.get(piece).is_some_and(|ids| {
-                    ids.iter().any(|&a| a < horizon && !linearized[a as usize])
-                });
+                let usable = self
+                    .by_value
+                    .get(piece)
+                    .is_some_and(|ids| ids.iter().any(|&a| a < horizon && !linearized[a as usize]));
                 if usable {
                     reachable[at + len] = true;
                 }
@@ -190,7 +192,11 @@ pub(crate) fn link_gets(ops: &mut [(Paired, KvStringOp)]) {
     for (i, (_, op)) in ops.iter().enumerate() {
         match op {
             KvStringOp::Append(v) if !v.is_empty() => {
-                appends.by_value.entry(v.clone()).or_default().push(i as u32);
+                appends
+                    .by_value
+                    .entry(v.clone())
+                    .or_default()
+                    .push(i as u32);
                 appends.lengths.push(v.len());
             }
             KvStringOp::Put(v) => puts_by_value.entry(v.as_str()).or_default().push(i as u32),
