@@ -3,7 +3,7 @@
 use crate::error::InputError;
 use crate::history::History;
 use crate::verdict::Validity;
-use crate::{bank, elle, external_consistency, linearizability, stats};
+use crate::{bank, elle, external_consistency, linearizability, stats, version_vectors};
 use serde_json::Value;
 
 /// The checkers `--checker` accepts, with a line on each.
@@ -13,6 +13,7 @@ pub const CHECKERS: &[(&str, &str)] = &[
     ("rw-register", "Elle-style: dependency cycles of read/write register txns"),
     ("external-consistency", "commit timestamps against real time, and reads in timestamp order"),
     ("bank", "every read's total is the same and no balance is negative"),
+    ("version-vectors", "no lost writes, siblings exactly the concurrent writes, no resurrection"),
     ("stats", "counts per function; invalid when a function never succeeded"),
 ];
 
@@ -24,6 +25,7 @@ pub enum Checker {
     RwRegister(elle::Options),
     ExternalConsistency,
     Bank(bank::BankOptions),
+    VersionVectors,
     Stats,
 }
 
@@ -35,6 +37,7 @@ impl Checker {
             Checker::RwRegister(_) => "rw-register",
             Checker::ExternalConsistency => "external-consistency",
             Checker::Bank(_) => "bank",
+            Checker::VersionVectors => "version-vectors",
             Checker::Stats => "stats",
         }
     }
@@ -85,6 +88,10 @@ pub fn run(checker: &Checker, history: &History) -> Result<Outcome, InputError> 
         }
         Checker::Bank(opts) => {
             let r = bank::check(history, opts)?;
+            Outcome::new(r.validity, r.to_json(), || r.explain())
+        }
+        Checker::VersionVectors => {
+            let r = version_vectors::check(history)?;
             Outcome::new(r.validity, r.to_json(), || r.explain())
         }
         Checker::Stats => {

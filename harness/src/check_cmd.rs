@@ -69,6 +69,7 @@ pub fn checker_from_args(args: &CheckArgs) -> Result<Checker, Failure> {
             total: args.total,
             ..Default::default()
         }),
+        "version-vectors" => Checker::VersionVectors,
         "stats" => Checker::Stats,
         other => {
             let names: Vec<&str> = CHECKERS.iter().map(|(n, _)| *n).collect();

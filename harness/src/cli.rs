@@ -141,7 +141,7 @@ impl FormatArg {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The checker: linearizability (default), list-append, rw-register, external-consistency,
-    /// bank, stats.
+    /// bank, version-vectors, stats.
     #[arg(long, default_value = "linearizability")]
     pub checker: String,
     /// Linearizability model: register, cas-register, kv, kv-string, multi-register, mutex,

@@ -195,6 +195,7 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     let config = sim_config(args, seed)?;
     let workload_opts = WorkloadOptions {
         keys: args.keys.max(1),
+        nodes: args.nodes,
         ..WorkloadOptions::default()
     };
     let mut workload =

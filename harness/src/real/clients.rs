@@ -61,7 +61,7 @@ impl CallResult {
 /// Calls a node's client API once.
 pub async fn call(
     http: &reqwest::Client,
-    url: &str,
+    url: impl reqwest::IntoUrl,
     body: &Value,
     timeout: Duration,
 ) -> CallResult {
@@ -133,7 +133,7 @@ struct Counts {
 struct Conductor<'a, 'w> {
     cfg: &'a SimConfig,
     ids: Vec<String>,
-    client_urls: Vec<String>,
+    client_urls: Vec<reqwest::Url>,
     epoch_mono_ns: u64,
     workload: &'w mut dyn Workload,
     rng: ChaCha8Rng,
@@ -167,7 +167,11 @@ pub async fn conduct(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut c = Conductor {
         cfg,
-        client_urls: node_urls.iter().map(|u| format!("{u}/client")).collect(),
+        client_urls: node_urls
+            .iter()
+            .map(|u| reqwest::Url::parse(&format!("{u}/client")))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Failure::internal(format!("a node URL: {e}")))?,
         workers: (0..cfg.concurrency)
             .map(|w| Worker {
                 process: w as u64,
@@ -348,7 +352,7 @@ impl Conductor<'_, '_> {
         let timeout = Duration::from_nanos(self.cfg.client_timeout_ns);
         let done = self.done_tx.clone();
         tokio::spawn(async move {
-            let result = call(&http, &url, &body, timeout).await;
+            let result = call(&http, url, &body, timeout).await;
             let _ = done.send(Completed {
                 worker: w,
                 request,

@@ -162,7 +162,8 @@ fn guard_against_orphaning(parent_pid: Option<i32>) -> Result<(), Failure> {
     Ok(())
 }
 
-fn parse_peers(args: &NodeArgs) -> Result<BTreeMap<NodeId, String>, Failure> {
+/// Peer URLs, parsed once (not per message) and held to loopback.
+fn parse_peers(args: &NodeArgs) -> Result<BTreeMap<NodeId, reqwest::Url>, Failure> {
     let mut peers = BTreeMap::new();
     for spec in args.peers.iter().filter(|p| !p.is_empty()) {
         let (id, url) = spec.split_once('=').ok_or_else(|| {
@@ -173,7 +174,22 @@ fn parse_peers(args: &NodeArgs) -> Result<BTreeMap<NodeId, String>, Failure> {
                 "--peers: {id} is this node itself"
             )));
         }
-        peers.insert(id.to_string(), url.to_string());
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| Failure::bad_arguments(format!("--peers: {id}: {url:?}: {e}")))?;
+        let loopback = match url.host_str() {
+            Some("localhost") => true,
+            Some(host) => host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        };
+        if !loopback {
+            return Err(Failure::bad_arguments(format!(
+                "--peers: {id}: {url} is not on loopback"
+            )));
+        }
+        peers.insert(id.to_string(), url);
     }
     Ok(peers)
 }
@@ -358,7 +374,7 @@ fn log_line(text: &str) {
 
 /// What leaves the loop once the batch's syncs are durable.
 enum Output {
-    Send { url: String, bytes: Vec<u8> },
+    Send { url: reqwest::Url, bytes: Vec<u8> },
     Reply { request: u64, body: Value },
 }
 
@@ -379,7 +395,7 @@ struct NodeHost {
     pending_clients: BTreeMap<u64, oneshot::Sender<Value>>,
     next_request: u64,
     next_msg_id: u64,
-    peer_urls: BTreeMap<NodeId, String>,
+    peer_urls: BTreeMap<NodeId, reqwest::Url>,
     http: reqwest::Client,
     tx: mpsc::Sender<Inbound>,
 }

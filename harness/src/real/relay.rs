@@ -63,7 +63,7 @@ pub struct RelayStats {
 struct Inner {
     ids: Vec<String>,
     /// `http://127.0.0.1:PORT/peer` of each node, by index.
-    peer_urls: Vec<String>,
+    peer_urls: Vec<reqwest::Url>,
     links: Mutex<Links>,
     http: reqwest::Client,
     epoch_mono_ns: u64,
@@ -136,11 +136,13 @@ impl Relay {
             .map_err(std::io::Error::other)?;
         let nodes = setup.ids.len();
         let inner = Arc::new(Inner {
+            // Parsed once: URL parsing per message would cost as much as the forward itself.
             peer_urls: setup
                 .node_urls
                 .iter()
-                .map(|u| format!("{u}/peer"))
-                .collect(),
+                .map(|u| reqwest::Url::parse(&format!("{u}/peer")))
+                .collect::<Result<_, _>>()
+                .map_err(std::io::Error::other)?,
             ids: setup.ids,
             links: Mutex::new(Links {
                 net: setup.net,
@@ -349,7 +351,7 @@ async fn forward(
     }
     let result = inner
         .http
-        .post(&inner.peer_urls[to])
+        .post(inner.peer_urls[to].clone())
         .header("content-type", "application/json")
         .body(bytes)
         .send()

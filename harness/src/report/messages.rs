@@ -61,11 +61,15 @@ fn quick_sent_ns(line: &str) -> Option<u64> {
     rest[..digits].parse().ok()
 }
 
-/// Messages sent in `[from, to]`, read from a trace sorted by send time.
+/// How far out of send order a trace may be (a relay between real processes records messages
+/// as they reach it): reading starts this much early and stops this much late.
+const DISORDER_NS: u64 = 1_000_000_000;
+
+/// Messages sent in `[from, to]`, read from a trace sorted (near enough) by send time.
 fn read_window(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<Message>> {
     use std::io::{Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
-    let start = seek_before(&mut file, from)?;
+    let start = seek_before(&mut file, from.saturating_sub(DISORDER_NS))?;
     file.seek(SeekFrom::Start(start))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
     let mut bytes = Vec::new();
@@ -89,11 +93,11 @@ fn read_window(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<Message>>
                 Err(_) => continue,
             },
         };
-        if sent < from {
-            continue;
-        }
-        if sent > to {
+        if sent > to.saturating_add(DISORDER_NS) {
             break;
+        }
+        if sent < from || sent > to {
+            continue;
         }
         if let Ok(m) = serde_json::from_str::<Message>(line) {
             out.push(m);
@@ -156,7 +160,9 @@ fn centre(data: &ReportData) -> (u64, u64, String) {
 
 /// The diagram, or `None` when there is no trace (or the history has no timestamps).
 pub fn diagram(data: &ReportData, trace: &Path, nodes: &[String]) -> Option<MessagesView> {
-    if data.axis != super::data::Axis::Nanos || !trace.is_file() {
+    // No trace, or an empty one (a run whose runtime records none): nothing to draw.
+    let recorded = std::fs::metadata(trace).is_ok_and(|m| m.is_file() && m.len() > 0);
+    if data.axis != super::data::Axis::Nanos || !recorded {
         return None;
     }
     let (a, b, why) = centre(data);
@@ -167,8 +173,8 @@ pub fn diagram(data: &ReportData, trace: &Path, nodes: &[String]) -> Option<Mess
     if messages.len() > MAX_ARROWS {
         messages.sort_by_key(|m| m.sent_ns.abs_diff(b));
         messages.truncate(MAX_ARROWS);
-        messages.sort_by_key(|m| m.sent_ns);
     }
+    messages.sort_by_key(|m| m.sent_ns);
     let mut node_set: BTreeSet<String> = nodes.iter().cloned().collect();
     for m in &messages {
         node_set.insert(m.from.clone());

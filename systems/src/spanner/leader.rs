@@ -113,16 +113,15 @@ impl Participant {
 
     /// Wound-wait spares prepared transactions: they wait for nothing and will finish.
     fn woundable(&self) -> bool {
-        matches!(self.phase, Phase::Active | Phase::Locking { .. })
+        matches!(self.phase, Phase::Active)
     }
 }
 
 enum Phase {
-    /// Reading under shared locks.
+    /// Reading under shared locks, then taking exclusive ones for its writes. Only in this
+    /// phase does a transaction wait for locks, so a prepared one never waits and wound-wait
+    /// (which spares prepared transactions) cannot deadlock.
     Active,
-    /// Taking exclusive locks to prepare; `reply_to` is the coordinator's node (`None`: this
-    /// node coordinates, on this shard).
-    Locking { reply_to: Option<NodeId> },
     /// Prepare record proposed at `ts`.
     Preparing {
         ts: Ts,
@@ -145,7 +144,7 @@ struct LockWait {
 
 enum WaitFor {
     Read { key: Value, agent: NodeId },
-    Prepare,
+    Lock { agent: NodeId },
 }
 
 struct SnapshotWait {
@@ -240,8 +239,8 @@ impl SpannerNode {
             }
         }
         for wait in lead.waits {
-            if let WaitFor::Read { agent, .. } = wait.purpose {
-                let message = Message::ReadRefused {
+            if let WaitFor::Read { agent, .. } | WaitFor::Lock { agent } = wait.purpose {
+                let message = Message::Refused {
                     txn: wait.txn,
                     shard: s,
                     leader: leader.clone(),
@@ -455,7 +454,7 @@ impl SpannerNode {
         let Some(lead) = self.lead_mut(s) else {
             return;
         };
-        let part = lead.parts.remove(&txn);
+        lead.parts.remove(&txn);
         lead.locks.release_all(txn);
         lead.aborted.insert(txn, now);
         lead.waits_dirty = true;
@@ -464,26 +463,19 @@ impl SpannerNode {
             if w.txn != txn {
                 return true;
             }
-            if let WaitFor::Read { agent, .. } = &w.purpose {
+            if let WaitFor::Read { agent, .. } | WaitFor::Lock { agent } = &w.purpose {
                 failed_reads.push(agent.clone());
             }
             false
         });
         for agent in failed_reads {
-            let message = Message::ReadRefused {
+            let message = Message::Refused {
                 txn,
                 shard: s,
                 leader: None,
                 aborted: true,
             };
             self.send(&agent, message);
-        }
-        if let Some(Participant {
-            phase: Phase::Locking { reply_to },
-            ..
-        }) = part
-        {
-            self.prepare_failed(ctx, s, txn, reply_to);
         }
         let coordinating = self
             .lead(s)
@@ -545,7 +537,10 @@ impl SpannerNode {
                 let txn = wait.txn;
                 self.send(&agent, Message::ReadOk { txn, key, value });
             }
-            WaitFor::Prepare => self.locked_for_prepare(ctx, s, wait.txn),
+            WaitFor::Lock { agent } => {
+                let txn = wait.txn;
+                self.send(&agent, Message::Locked { txn, shard: s });
+            }
         }
     }
 
@@ -559,11 +554,50 @@ impl SpannerNode {
         prio: Priority,
         key: Value,
     ) {
+        let keys = vec![(key_text(&key), Mode::Shared)];
+        let purpose = WaitFor::Read {
+            key,
+            agent: from.to_string(),
+        };
+        self.lock_for_agent(ctx, from, s, prio, keys, purpose);
+    }
+
+    pub(super) fn on_lock(
+        &mut self,
+        ctx: &mut Context,
+        from: &str,
+        s: usize,
+        prio: Priority,
+        keys: Vec<Value>,
+    ) {
+        let mut keys: Vec<(String, Mode)> = keys
+            .iter()
+            .map(|k| (key_text(k), Mode::Exclusive))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let purpose = WaitFor::Lock {
+            agent: from.to_string(),
+        };
+        self.lock_for_agent(ctx, from, s, prio, keys, purpose);
+    }
+
+    /// Takes locks for a transaction that is still running: granted now (and answered), or
+    /// queued behind older holders.
+    fn lock_for_agent(
+        &mut self,
+        ctx: &mut Context,
+        from: &str,
+        s: usize,
+        prio: Priority,
+        keys: Vec<(String, Mode)>,
+        purpose: WaitFor,
+    ) {
         let txn = prio.txn;
         if s >= SHARDS {
             return;
         }
-        let refuse = |leader, aborted| Message::ReadRefused {
+        let refuse = |leader, aborted| Message::Refused {
             txn,
             shard: s,
             leader,
@@ -590,17 +624,20 @@ impl SpannerNode {
             return;
         }
         part.touched = now;
-        let waiting = lead.waits.iter().any(|w| {
-            w.txn == txn && matches!(&w.purpose, WaitFor::Read { key: k, .. } if *k == key)
-        });
-        if waiting {
+        // A resent request while the first one waits: the grant answers both.
+        if lead.waits.iter().any(|w| w.txn == txn && w.keys == keys) {
             return;
         }
-        let keys = [(key_text(&key), Mode::Shared)];
         match self.try_lock(ctx, s, txn, prio, &keys) {
             Some(true) => {
-                let value = self.shards[s].raft.machine().read_latest(&key);
-                self.send(from, Message::ReadOk { txn, key, value });
+                let wait = LockWait {
+                    txn,
+                    prio,
+                    since: now,
+                    keys,
+                    purpose,
+                };
+                self.lock_granted(ctx, s, wait);
             }
             Some(false) => {
                 if let Some(lead) = self.lead_mut(s) {
@@ -608,11 +645,8 @@ impl SpannerNode {
                         txn,
                         prio,
                         since: now,
-                        keys: keys.to_vec(),
-                        purpose: WaitFor::Read {
-                            key,
-                            agent: from.to_string(),
-                        },
+                        keys,
+                        purpose,
                     });
                 }
             }
@@ -659,11 +693,15 @@ impl SpannerNode {
             self.send(from, Message::Prepared { txn, shard: s, ts });
             return;
         }
-        self.begin_prepare(ctx, s, prio, coordinator, part, Some(from.to_string()));
+        self.prepare(ctx, s, prio, coordinator, part, Some(from.to_string()));
     }
 
-    /// Checks the transaction still holds its read locks, then takes its write locks.
-    fn begin_prepare(
+    /// Prepares a transaction that holds every lock its part needs (the agent took them):
+    /// chooses the prepare timestamp — at least `TT.now().latest` and above every timestamp
+    /// this shard has seen — and logs it, or, on the coordinator's own shard (`reply_to` is
+    /// `None`), hands it to the coordinator. A transaction missing a lock (wounded, timed out,
+    /// or locked under an earlier leader) cannot prepare: what it read may have changed.
+    fn prepare(
         &mut self,
         ctx: &mut Context,
         s: usize,
@@ -674,73 +712,70 @@ impl SpannerNode {
     ) {
         let txn = prio.txn;
         let now = ctx.monotonic_ns();
+        let latest = ctx.truetime().latest;
+        let max_ts = self.shards[s].raft.machine().max_ts();
         let Some(lead) = self.lead_mut(s) else {
             return;
         };
-        if lead.aborted.contains_key(&txn) {
-            self.prepare_failed(ctx, s, txn, reply_to);
-            return;
-        }
-        if let Some(existing) = lead.parts.get_mut(&txn) {
-            match &mut existing.phase {
-                Phase::Active => {}
-                // Already on its way: answer whoever asked last.
-                Phase::Locking { reply_to: to } => {
-                    if reply_to.is_some() {
-                        *to = reply_to;
-                    }
-                    return;
+        match lead.parts.get_mut(&txn).map(|p| &mut p.phase) {
+            Some(Phase::Active) => {}
+            // Already on its way: answer whoever asked last.
+            Some(Phase::Preparing { reply_to: to, .. }) => {
+                if let Some(node) = reply_to {
+                    *to = node;
                 }
-                Phase::Preparing { reply_to: to, .. } => {
-                    if let Some(node) = reply_to {
-                        *to = node;
-                    }
-                    return;
-                }
-                Phase::Prepared | Phase::OwnPrepared { .. } => return,
+                return;
+            }
+            Some(Phase::Prepared | Phase::OwnPrepared { .. }) => return,
+            None if part.reads.is_empty() && part.writes.is_empty() => {}
+            None => {
+                self.prepare_failed(ctx, s, txn, reply_to);
+                return;
             }
         }
-        let reads_held = part
-            .reads
-            .iter()
-            .all(|k| lead.locks.holds(txn, &key_text(k), Mode::Shared));
-        if !reads_held {
-            // Wounded, timed out, or read under an earlier leader: what it read may have
-            // changed since.
+        let holds = |k: &Value, mode| lead.locks.holds(txn, &key_text(k), mode);
+        let locked = part.reads.iter().all(|k| holds(k, Mode::Shared))
+            && part.writes.iter().all(|(k, _)| holds(k, Mode::Exclusive));
+        if lead.aborted.contains_key(&txn) || !locked {
             self.abandon(ctx, s, txn);
             self.prepare_failed(ctx, s, txn, reply_to);
             return;
         }
+        let ts = latest
+            .max(lead.last_ts.saturating_add(1))
+            .max(max_ts.saturating_add(1));
+        lead.last_ts = ts;
         let entry = lead
             .parts
             .entry(txn)
             .or_insert_with(|| Participant::new(Some(prio), now));
-        entry.phase = Phase::Locking { reply_to };
         entry.touched = now;
         entry.coordinator = coordinator;
         entry.reads = part.reads;
-        let mut keys: Vec<(String, Mode)> = part
-            .writes
-            .iter()
-            .map(|(k, _)| (key_text(k), Mode::Exclusive))
-            .collect();
-        keys.sort();
-        keys.dedup();
         entry.writes = part.writes;
-        match self.try_lock(ctx, s, txn, prio, &keys) {
-            Some(true) => self.locked_for_prepare(ctx, s, txn),
-            Some(false) => {
-                if let Some(lead) = self.lead_mut(s) {
-                    lead.waits.push(LockWait {
-                        txn,
-                        prio,
-                        since: now,
-                        keys,
-                        purpose: WaitFor::Prepare,
-                    });
-                }
+        match reply_to {
+            Some(node) => {
+                entry.phase = Phase::Preparing {
+                    ts,
+                    reply_to: node,
+                    abort_when_logged: false,
+                };
+                let command = Command::Prepare {
+                    txn,
+                    ts,
+                    coordinator,
+                    writes: entry.writes.clone(),
+                    reads: entry.reads.clone(),
+                };
+                self.propose(ctx, s, command);
             }
-            None => {}
+            None => {
+                entry.phase = Phase::OwnPrepared { ts };
+                if let Some(coord) = lead.coordinating.get_mut(&txn) {
+                    coord.prepared.insert(s, ts);
+                }
+                self.check_coordination(ctx, s, txn);
+            }
         }
     }
 
@@ -761,51 +796,6 @@ impl SpannerNode {
                 },
             ),
             None => self.coordinator_abort(ctx, s, txn),
-        }
-    }
-
-    /// Every lock is held: choose the prepare timestamp — at least `TT.now().latest` and above
-    /// every timestamp this shard has seen — and log it (or, on the coordinator's own shard,
-    /// hand it to the coordinator).
-    fn locked_for_prepare(&mut self, ctx: &mut Context, s: usize, txn: TxnId) {
-        let latest = ctx.truetime().latest;
-        let max_ts = self.shards[s].raft.machine().max_ts();
-        let Some(lead) = self.lead_mut(s) else {
-            return;
-        };
-        let ts = latest
-            .max(lead.last_ts.saturating_add(1))
-            .max(max_ts.saturating_add(1));
-        let Some(part) = lead.parts.get_mut(&txn) else {
-            return;
-        };
-        let Phase::Locking { reply_to } = &part.phase else {
-            return;
-        };
-        lead.last_ts = ts;
-        match reply_to.clone() {
-            Some(node) => {
-                part.phase = Phase::Preparing {
-                    ts,
-                    reply_to: node,
-                    abort_when_logged: false,
-                };
-                let command = Command::Prepare {
-                    txn,
-                    ts,
-                    coordinator: part.coordinator,
-                    writes: part.writes.clone(),
-                    reads: part.reads.clone(),
-                };
-                self.propose(ctx, s, command);
-            }
-            None => {
-                part.phase = Phase::OwnPrepared { ts };
-                if let Some(coord) = lead.coordinating.get_mut(&txn) {
-                    coord.prepared.insert(s, ts);
-                }
-                self.check_coordination(ctx, s, txn);
-            }
         }
     }
 
@@ -845,7 +835,7 @@ impl SpannerNode {
             Phase::Preparing {
                 abort_when_logged, ..
             } => *abort_when_logged = true,
-            Phase::Active | Phase::Locking { .. } => self.abandon(ctx, s, txn),
+            Phase::Active => self.abandon(ctx, s, txn),
             Phase::Prepared | Phase::OwnPrepared { .. } => {}
         }
     }
@@ -924,7 +914,7 @@ impl SpannerNode {
             };
             self.send(&dest, message);
         }
-        self.begin_prepare(ctx, c, prio, c, own, None);
+        self.prepare(ctx, c, prio, c, own, None);
     }
 
     pub(super) fn on_prepared(
@@ -1270,19 +1260,6 @@ impl SpannerNode {
         });
 
         for txn in give_up {
-            if let Some(lead) = self.lead(s) {
-                let coord = &lead.coordinating[&txn];
-                let own = lead.parts.get(&txn).map(|p| match &p.phase {
-                    Phase::Active => "active".to_string(),
-                    Phase::Locking { .. } => "locking".to_string(),
-                    Phase::Preparing { .. } => "preparing".to_string(),
-                    Phase::Prepared => "prepared".to_string(),
-                    Phase::OwnPrepared { .. } => "own".to_string(),
-                });
-                let waits: Vec<String> = lead.waits.iter().filter(|w| w.txn == txn).map(|w| format!("{:?}", w.keys)).collect();
-                let holders: Vec<String> = lead.waits.iter().filter(|w| w.txn == txn).flat_map(|w| w.keys.iter().map(|(k, m)| format!("{k}:{:?}", lead.locks.conflicts(txn, k, *m)))).collect();
-                ctx.trace("coord-timeout", json!({"txn": txn.to_string(), "shard": s, "prepared": format!("{:?}", coord.prepared), "parts": coord.parts.iter().map(|p| p.shard).collect::<Vec<_>>(), "own": own, "waits": waits, "holders": holders}));
-            }
             self.coordinator_abort(ctx, s, txn);
         }
         let c = s;

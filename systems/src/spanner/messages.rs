@@ -46,10 +46,21 @@ pub enum Message {
         key: Value,
         value: Value,
     },
-    /// Participant → agent: the read was refused: not the leader (with a hint), or the
+    /// Agent → participant: take exclusive locks on the keys this shard's part writes (before
+    /// committing, so that a prepared transaction never waits for a lock).
+    #[serde(rename = "sp_lock")]
+    Lock {
+        shard: usize,
+        prio: Priority,
+        keys: Vec<Value>,
+    },
+    /// Participant → agent: the write locks are held.
+    #[serde(rename = "sp_locked")]
+    Locked { txn: TxnId, shard: usize },
+    /// Participant → agent: a read or lock was refused: not the leader (with a hint), or the
     /// transaction was wounded or timed out here.
-    #[serde(rename = "sp_read_refused")]
-    ReadRefused {
+    #[serde(rename = "sp_refused")]
+    Refused {
         txn: TxnId,
         shard: usize,
         leader: Option<NodeId>,

@@ -237,7 +237,7 @@ impl SpannerNode {
         match message {
             Message::Read { shard, prio, key } => self.on_read(ctx, from, shard, prio, key),
             Message::ReadOk { txn, key, value } => self.on_read_ok(ctx, txn, key, value),
-            Message::ReadRefused {
+            Message::Refused {
                 txn,
                 shard,
                 leader,
