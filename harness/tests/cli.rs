@@ -154,8 +154,8 @@ fn test_command_exit_code_and_summary() {
     assert!(out.contains("verdict: VALID"), "{out}");
     assert!(out.contains("linearizability"), "{out}");
     assert!(dir.join("latest").join("history.jsonl").exists());
-    let o = verity(&["test", "raft", "--mode", "real", "--no-store"]);
-    assert_eq!(o.status.code(), Some(254));
+    let o = verity(&["test", "raft", "--nodes", "0", "--no-store"]);
+    assert_eq!(o.status.code(), Some(254), "bad arguments exit 254");
 }
 
 #[test]

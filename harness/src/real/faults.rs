@@ -344,3 +344,36 @@ impl FaultApplier {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_model_folds_drift_into_the_offset() {
+        let mut m = ClockModel::default();
+        m.fold(0);
+        m.offset_ns += 5_000_000; // bump +5 ms
+        assert_eq!(m.base_skew(1_000_000_000), 5_000_000);
+        m.fold(1_000_000_000);
+        m.drift_ppm = 1000; // 1 ms per second from t = 1 s
+        assert_eq!(m.base_skew(3_000_000_000), 7_000_000);
+        m.fold(3_000_000_000);
+        m.drift_ppm = 0;
+        assert_eq!(
+            m.base_skew(9_000_000_000),
+            7_000_000,
+            "no jump, no more drift"
+        );
+    }
+
+    #[test]
+    fn active_faults_describe_themselves() {
+        let mut a = ActiveFaults::default();
+        assert_eq!(a.describe(), "none");
+        a.partition = Some("isolate-one".into());
+        a.killed.insert("n2".into());
+        a.link = Some("loss 0.10".into());
+        assert_eq!(a.describe(), "partition isolate-one; killed n2; loss 0.10");
+    }
+}

@@ -467,6 +467,33 @@ mod tests {
     }
 
     #[test]
+    fn a_window_is_read_from_the_middle_of_a_large_trace() {
+        let dir = std::env::temp_dir().join(format!("verity-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("messages.jsonl");
+        let mut text = String::new();
+        for i in 0..50_000u64 {
+            text.push_str(&format!(
+                "{{\"sent_ns\":{},\"delivered_ns\":null,\"from\":\"n1\",\"to\":\"n2\",\"type\":\"m\",\"fate\":\"lost\"}}\n",
+                i * 1000
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        let window = read_window(&path, 20_000_000, 20_010_000).unwrap();
+        let sent: Vec<u64> = window.iter().map(|m| m.sent_ns).collect();
+        assert_eq!(
+            sent,
+            (20_000..=20_010).map(|i| i * 1000).collect::<Vec<_>>()
+        );
+        assert!(
+            read_window(&path, 90_000_000_000, 91_000_000_000)
+                .unwrap()
+                .is_empty()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn nodes_sort_naturally() {
         let mut v = vec!["n10", "n2", "n1"];
         v.sort_by_key(|n| node_order(n));

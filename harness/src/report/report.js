@@ -182,7 +182,8 @@
     var inView = 0, drawn = 0, laneProcs = [];
     function draw(k) {
       inView++;
-      if (drawn >= MAX_BOXES) { return; }
+      // The failing operation and its predecessor are drawn even past the cap.
+      if (drawn >= MAX_BOXES && k !== D.focus && k !== D.prevOk) { return; }
       drawn++;
       var x0 = clampX(xOf(start[k])), x1 = clampX(xOf(end[k]));
       var w = Math.max(2, x1 - x0);

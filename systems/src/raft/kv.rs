@@ -204,7 +204,9 @@ impl Node for RaftKv {
                 return;
             }
         };
-        if self.stale_reads && let KvRequest::Read { key } = &parsed {
+        if self.stale_reads
+            && let KvRequest::Read { key } = &parsed
+        {
             // The bug: whatever this node has applied is taken to be current.
             let reply = self.raft.machine().read(key);
             ctx.reply(request, reply);

@@ -50,14 +50,16 @@ pub const INFO: SystemInfo = SystemInfo {
         },
         BugInfo {
             name: "forget-vote",
-            description: "term and vote are not persisted: a restarted node forgets its vote \
-                          and can vote twice in one term (two leaders, lost writes)",
+            description: "term and vote are not persisted: a restarted node comes back at term \
+                          0 with no vote, so it can vote twice in one term, and after a \
+                          cluster-wide restart terms regress and a stale log can win",
             exposed_by: "kill",
         },
         BugInfo {
             name: "commit-old-term",
-            description: "a new leader commits entries from earlier terms by counting \
-                          replicas (Raft's figure 8): a committed entry can be overwritten",
+            description: "a new leader commits entries from earlier terms as soon as a \
+                          majority stores them (and so skips the no-op that starts its term): \
+                          Raft's figure 8, where such an entry can still be overwritten",
             exposed_by: "kill,partition",
         },
     ],

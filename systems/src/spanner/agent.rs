@@ -3,9 +3,12 @@
 //!
 //! Read-write transactions run their micro-operations in order: a read takes a shared lock
 //! at the key's shard leader and returns the latest committed value (plus the transaction's
-//! own earlier writes to that key); writes are buffered. At the end the agent sends every
-//! shard's part to the coordinator — the leader of the shard of the first write — and answers
-//! the client with the commit timestamp it returns. Read-only transactions take no locks:
+//! own earlier writes to that key); writes are buffered. At the end the agent takes exclusive
+//! locks on the written keys (all shards at once), then sends every shard's part to the
+//! coordinator — the leader of the shard of the first write — and answers the client with the
+//! commit timestamp it returns. Taking every lock before committing means a prepared
+//! transaction never waits for one, which wound-wait needs: it cannot wound a prepared
+//! transaction, so two prepared transactions waiting for each other would deadlock. Read-only transactions take no locks:
 //! they read every shard at `TT.now().latest` on this node, and that timestamp is their
 //! `commit_ts`.
 //!
@@ -57,6 +60,12 @@ enum AgentPhase {
         key: Value,
         sent_at: u64,
         attempt: u32,
+    },
+    /// Taking exclusive locks on the written keys: the shards not answered yet, with (last
+    /// sent, attempts), and each shard's keys.
+    Locking {
+        pending: BTreeMap<usize, (u64, u32)>,
+        keys: BTreeMap<usize, Vec<Value>>,
     },
     Committing {
         coordinator: usize,
@@ -252,10 +261,19 @@ impl AgentTxn {
     /// The shards where this transaction may hold locks.
     fn touched_shards(&self) -> BTreeSet<usize> {
         let mut shards: BTreeSet<usize> = self.read_keys.iter().map(shard_of).collect();
-        if let AgentPhase::Reading { shard, .. } = self.phase {
-            shards.insert(shard);
+        match &self.phase {
+            AgentPhase::Reading { shard, .. } => {
+                shards.insert(*shard);
+            }
+            AgentPhase::Locking { keys, .. } => shards.extend(keys.keys().copied()),
+            AgentPhase::Committing { .. } => {}
         }
         shards
+    }
+
+    /// Whether the transaction still runs (reads or locks) and may abort on its own.
+    fn running(&self) -> bool {
+        !matches!(self.phase, AgentPhase::Committing { .. })
     }
 
     fn reply(&self, ts: Ts) -> Value {
@@ -357,24 +375,56 @@ impl SpannerNode {
                 self.send(&dest, Message::Read { shard, prio, key });
             }
             Next::Commit => {
-                let parts = t.parts();
-                let coordinator = parts[0].shard;
-                t.phase = AgentPhase::Committing {
-                    coordinator,
-                    parts: parts.clone(),
-                    sent_at: now,
-                    attempt: 0,
+                let keys = by_shard(t.own.iter().map(|(k, _)| k));
+                t.phase = AgentPhase::Locking {
+                    pending: keys.keys().map(|s| (*s, (now, 0))).collect(),
+                    keys: keys.clone(),
                 };
                 let prio = t.prio;
-                let dest = self.leader_guess(coordinator, 0);
-                let message = Message::Commit {
-                    prio,
-                    coordinator,
-                    parts,
-                };
-                self.send(&dest, message);
+                for (shard, keys) in keys {
+                    let dest = self.leader_guess(shard, 0);
+                    self.send(&dest, Message::Lock { shard, prio, keys });
+                }
+                self.commit_when_locked(ctx, txn);
             }
             Next::Fail(reply) => self.abort_txn(txn, reply),
+        }
+    }
+
+    /// Once every write lock is held, sends the parts to the coordinator.
+    fn commit_when_locked(&mut self, ctx: &mut Context, txn: TxnId) {
+        let Some(t) = self.txns.get_mut(&txn) else {
+            return;
+        };
+        if !matches!(&t.phase, AgentPhase::Locking { pending, .. } if pending.is_empty()) {
+            return;
+        }
+        let parts = t.parts();
+        let coordinator = parts[0].shard;
+        t.phase = AgentPhase::Committing {
+            coordinator,
+            parts: parts.clone(),
+            sent_at: ctx.monotonic_ns(),
+            attempt: 0,
+        };
+        let prio = t.prio;
+        let dest = self.leader_guess(coordinator, 0);
+        let message = Message::Commit {
+            prio,
+            coordinator,
+            parts,
+        };
+        self.send(&dest, message);
+    }
+
+    pub(super) fn on_locked(&mut self, ctx: &mut Context, txn: TxnId, shard: usize) {
+        if let Some(AgentTxn {
+            phase: AgentPhase::Locking { pending, .. },
+            ..
+        }) = self.txns.get_mut(&txn)
+            && pending.remove(&shard).is_some()
+        {
+            self.commit_when_locked(ctx, txn);
         }
     }
 
@@ -404,7 +454,9 @@ impl SpannerNode {
         self.advance(ctx, txn);
     }
 
-    pub(super) fn on_read_refused(
+    /// A read or lock was refused: aborted there (the transaction aborts), or not the leader
+    /// (ask again soon, following the hint).
+    pub(super) fn on_refused(
         &mut self,
         ctx: &mut Context,
         txn: TxnId,
@@ -414,38 +466,36 @@ impl SpannerNode {
     ) {
         if aborted {
             let wounded = protocol::definite_error(code::ABORT, "aborted by a conflict");
-            if matches!(
-                self.txns.get(&txn).map(|t| &t.phase),
-                Some(AgentPhase::Reading { .. })
-            ) {
+            if self.txns.get(&txn).is_some_and(AgentTxn::running) {
                 self.abort_txn(txn, wounded);
             }
             return;
         }
         self.note_hint(shard, leader);
         let now = ctx.monotonic_ns();
-        if let Some(AgentTxn {
-            phase: AgentPhase::Reading {
+        let Some(t) = self.txns.get_mut(&txn) else {
+            return;
+        };
+        let retry = match &mut t.phase {
+            AgentPhase::Reading {
                 shard: s,
                 sent_at,
                 attempt,
                 ..
-            },
-            ..
-        }) = self.txns.get_mut(&txn)
-            && *s == shard
-        {
+            } if *s == shard => Some((sent_at, attempt)),
+            AgentPhase::Locking { pending, .. } => {
+                pending.get_mut(&shard).map(|(sent_at, attempt)| (sent_at, attempt))
+            }
+            _ => None,
+        };
+        if let Some((sent_at, attempt)) = retry {
             *sent_at = soon(now);
             *attempt += 1;
         }
     }
 
     pub(super) fn on_wounded(&mut self, _ctx: &mut Context, txn: TxnId) {
-        let reading = matches!(
-            self.txns.get(&txn).map(|t| &t.phase),
-            Some(AgentPhase::Reading { .. })
-        );
-        if reading {
+        if self.txns.get(&txn).is_some_and(AgentTxn::running) {
             let reply = protocol::definite_error(code::ABORT, "wounded by an older transaction");
             self.abort_txn(txn, reply);
         }
@@ -623,6 +673,20 @@ impl SpannerNode {
                         key: key.clone(),
                     };
                     resend.push((*shard, *attempt, message));
+                }
+                AgentPhase::Locking { pending, keys } => {
+                    for (shard, (sent_at, attempt)) in pending.iter_mut() {
+                        if now.saturating_sub(*sent_at) >= RETRY_NS {
+                            *sent_at = now;
+                            *attempt += 1;
+                            let message = Message::Lock {
+                                shard: *shard,
+                                prio: t.prio,
+                                keys: keys.get(shard).cloned().unwrap_or_default(),
+                            };
+                            resend.push((*shard, *attempt, message));
+                        }
+                    }
                 }
                 AgentPhase::Committing {
                     coordinator,

@@ -134,17 +134,21 @@ enum Phase {
     OwnPrepared { ts: Ts },
 }
 
+/// A running transaction's request for locks, granted once no older holder is in the way.
 struct LockWait {
     txn: TxnId,
     prio: Priority,
+    agent: NodeId,
     since: u64,
     keys: Vec<(String, Mode)>,
     purpose: WaitFor,
 }
 
 enum WaitFor {
-    Read { key: Value, agent: NodeId },
-    Lock { agent: NodeId },
+    /// A read under a shared lock: answered with the latest committed value.
+    Read(Value),
+    /// Write locks before committing: answered `Locked`.
+    Lock,
 }
 
 struct SnapshotWait {
@@ -239,15 +243,13 @@ impl SpannerNode {
             }
         }
         for wait in lead.waits {
-            if let WaitFor::Read { agent, .. } | WaitFor::Lock { agent } = wait.purpose {
-                let message = Message::Refused {
-                    txn: wait.txn,
-                    shard: s,
-                    leader: leader.clone(),
-                    aborted: false,
-                };
-                self.send(&agent, message);
-            }
+            let message = Message::Refused {
+                txn: wait.txn,
+                shard: s,
+                leader: leader.clone(),
+                aborted: false,
+            };
+            self.send(&wait.agent, message);
         }
         for wait in lead.snapshots {
             let message = Message::SnapshotRefused {
@@ -463,9 +465,7 @@ impl SpannerNode {
             if w.txn != txn {
                 return true;
             }
-            if let WaitFor::Read { agent, .. } | WaitFor::Lock { agent } = &w.purpose {
-                failed_reads.push(agent.clone());
-            }
+            failed_reads.push(w.agent.clone());
             false
         });
         for agent in failed_reads {
@@ -518,7 +518,7 @@ impl SpannerNode {
                 None => return progress,
                 Some(true) => {
                     progress = true;
-                    self.lock_granted(ctx, s, wait);
+                    self.lock_granted(s, wait);
                 }
                 Some(false) => {
                     if let Some(lead) = self.lead_mut(s) {
@@ -530,18 +530,16 @@ impl SpannerNode {
         progress
     }
 
-    fn lock_granted(&mut self, ctx: &mut Context, s: usize, wait: LockWait) {
-        match wait.purpose {
-            WaitFor::Read { key, agent } => {
+    fn lock_granted(&mut self, s: usize, wait: LockWait) {
+        let txn = wait.txn;
+        let message = match wait.purpose {
+            WaitFor::Read(key) => {
                 let value = self.shards[s].raft.machine().read_latest(&key);
-                let txn = wait.txn;
-                self.send(&agent, Message::ReadOk { txn, key, value });
+                Message::ReadOk { txn, key, value }
             }
-            WaitFor::Lock { agent } => {
-                let txn = wait.txn;
-                self.send(&agent, Message::Locked { txn, shard: s });
-            }
-        }
+            WaitFor::Lock => Message::Locked { txn, shard: s },
+        };
+        self.send(&wait.agent, message);
     }
 
     // ----- participant -----
@@ -555,11 +553,7 @@ impl SpannerNode {
         key: Value,
     ) {
         let keys = vec![(key_text(&key), Mode::Shared)];
-        let purpose = WaitFor::Read {
-            key,
-            agent: from.to_string(),
-        };
-        self.lock_for_agent(ctx, from, s, prio, keys, purpose);
+        self.lock_for_agent(ctx, from, s, prio, keys, WaitFor::Read(key));
     }
 
     pub(super) fn on_lock(
@@ -576,10 +570,7 @@ impl SpannerNode {
             .collect();
         keys.sort();
         keys.dedup();
-        let purpose = WaitFor::Lock {
-            agent: from.to_string(),
-        };
-        self.lock_for_agent(ctx, from, s, prio, keys, purpose);
+        self.lock_for_agent(ctx, from, s, prio, keys, WaitFor::Lock);
     }
 
     /// Takes locks for a transaction that is still running: granted now (and answered), or
@@ -628,26 +619,20 @@ impl SpannerNode {
         if lead.waits.iter().any(|w| w.txn == txn && w.keys == keys) {
             return;
         }
-        match self.try_lock(ctx, s, txn, prio, &keys) {
-            Some(true) => {
-                let wait = LockWait {
-                    txn,
-                    prio,
-                    since: now,
-                    keys,
-                    purpose,
-                };
-                self.lock_granted(ctx, s, wait);
-            }
+        let granted = self.try_lock(ctx, s, txn, prio, &keys);
+        let wait = LockWait {
+            txn,
+            prio,
+            agent: from.to_string(),
+            since: now,
+            keys,
+            purpose,
+        };
+        match granted {
+            Some(true) => self.lock_granted(s, wait),
             Some(false) => {
                 if let Some(lead) = self.lead_mut(s) {
-                    lead.waits.push(LockWait {
-                        txn,
-                        prio,
-                        since: now,
-                        keys,
-                        purpose,
-                    });
+                    lead.waits.push(wait);
                 }
             }
             None => {}

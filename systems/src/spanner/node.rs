@@ -237,12 +237,14 @@ impl SpannerNode {
         match message {
             Message::Read { shard, prio, key } => self.on_read(ctx, from, shard, prio, key),
             Message::ReadOk { txn, key, value } => self.on_read_ok(ctx, txn, key, value),
+            Message::Lock { shard, prio, keys } => self.on_lock(ctx, from, shard, prio, keys),
+            Message::Locked { txn, shard } => self.on_locked(ctx, txn, shard),
             Message::Refused {
                 txn,
                 shard,
                 leader,
                 aborted,
-            } => self.on_read_refused(ctx, txn, shard, leader, aborted),
+            } => self.on_refused(ctx, txn, shard, leader, aborted),
             Message::Wounded { txn } => self.on_wounded(ctx, txn),
             Message::Release { txn, shard } => self.on_release(ctx, txn, shard),
             Message::Commit {
