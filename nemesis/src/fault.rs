@@ -8,6 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// (Jepsen's convention).
 pub type Grudge = BTreeMap<String, BTreeSet<String>>;
 
+/// A node name that the runtime resolves, when the fault is applied, to the nodes that consider
+/// themselves leader (their state's `"role"` is `"leader"`).
+pub const PRIMARY: &str = "primary";
+
 /// A fault operation, applied by a runtime at a point in time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "f", rename_all = "kebab-case")]

@@ -22,6 +22,10 @@ pub enum FaultKind {
     /// Clock skew several times TrueTime's ε: breaks the assumption Spanner-like systems rest
     /// on, so it is not part of `all`.
     ClockBeyondEpsilon,
+    /// Rapid crash-restart cycles of any subset of nodes, up to the whole cluster: what it takes
+    /// to catch a node voting twice in one term, or a leader change in the middle of a
+    /// replication (Raft's figure 8). Not part of `all`: it leaves no quorum at times.
+    Crash,
 }
 
 impl FaultKind {
@@ -43,6 +47,7 @@ impl FaultKind {
         FaultKind::Clock,
         FaultKind::Loss,
         FaultKind::ClockBeyondEpsilon,
+        FaultKind::Crash,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +58,7 @@ impl FaultKind {
             FaultKind::Clock => "clock",
             FaultKind::Loss => "loss",
             FaultKind::ClockBeyondEpsilon => "clock-beyond-epsilon",
+            FaultKind::Crash => "crash",
         }
     }
 
@@ -71,6 +77,10 @@ impl FaultKind {
             FaultKind::ClockBeyondEpsilon => {
                 "clock bumps and strobes of 3-10 x epsilon on one node (beyond TrueTime's \
                  uncertainty; not in `all`); reset"
+            }
+            FaultKind::Crash => {
+                "kill any subset of nodes, up to all, and restart them 5-400 ms later (not in \
+                 `all`)"
             }
         }
     }
@@ -255,16 +265,29 @@ impl Schedule {
     pub fn generate(opts: &ScheduleOptions, rng: &mut ChaCha8Rng) -> Schedule {
         let mut faults = Vec::new();
         let mut active = Active::default();
+        // Crash restarts come after their kills, out of generation order: sorted in below.
+        let mut crash_restarts = Vec::new();
+        let mut crashed_until = 0;
         if !opts.kinds.is_empty() && opts.interval_ns > 0 && !opts.nodes.is_empty() {
             let mut t = jittered(opts.interval_ns, rng);
             while t < opts.duration_ns {
                 let kind = *opts.kinds.choose(rng).unwrap_or(&FaultKind::Partition);
-                if let Some(fault) = next_fault(kind, opts, t, &mut active, rng) {
+                if kind == FaultKind::Crash {
+                    if t >= crashed_until
+                        && let Some((kill, restart)) = crash_cycle(opts, t, &active, rng)
+                    {
+                        crashed_until = restart.at_ns;
+                        faults.push(kill);
+                        crash_restarts.push(restart);
+                    }
+                } else if let Some(fault) = next_fault(kind, opts, t, &mut active, rng) {
                     faults.push(TimedFault { at_ns: t, fault });
                 }
                 t += jittered(opts.interval_ns, rng);
             }
         }
+        faults.extend(crash_restarts);
+        faults.sort_by_key(|f| f.at_ns); // stable: simultaneous faults keep their order
         for fault in heal(&opts.nodes) {
             faults.push(TimedFault {
                 at_ns: opts.duration_ns,
@@ -326,6 +349,50 @@ fn minority_of(
     chosen
 }
 
+/// A kill of a random subset of the nodes that are up (any size, up to all of them) at `t`,
+/// and their restart 5–400 ms later (before the heal).
+fn crash_cycle(
+    opts: &ScheduleOptions,
+    t: u64,
+    active: &Active,
+    rng: &mut ChaCha8Rng,
+) -> Option<(TimedFault, TimedFault)> {
+    let up: Vec<String> = opts
+        .nodes
+        .iter()
+        .filter(|n| !active.killed.contains(*n) && !active.paused.contains(*n))
+        .cloned()
+        .collect();
+    if up.is_empty() {
+        return None;
+    }
+    // Half the cycles kill the current leader(s), as Jepsen's `:primaries` target does: leader
+    // changes in the middle of replication are where consensus bugs live.
+    let nodes: Vec<String> = if rng.random_bool(0.5) {
+        vec![crate::fault::PRIMARY.to_string()]
+    } else {
+        let count = rng.random_range(1..=up.len());
+        let mut chosen: Vec<String> = up.sample(rng, count).cloned().collect();
+        chosen.sort();
+        chosen
+    };
+    let restart_at = (t + rng.random_range(5_000_000..=400_000_000)).min(opts.duration_ns);
+    Some((
+        TimedFault {
+            at_ns: t,
+            fault: Fault::Kill { nodes },
+        },
+        TimedFault {
+            at_ns: restart_at,
+            // Restarting leaves running nodes alone, so naming every node restarts exactly the
+            // ones this cycle (or a resolved `primary`) took down.
+            fault: Fault::Restart {
+                nodes: opts.nodes.clone(),
+            },
+        },
+    ))
+}
+
 fn next_fault(
     kind: FaultKind,
     opts: &ScheduleOptions,
@@ -335,6 +402,8 @@ fn next_fault(
 ) -> Option<Fault> {
     let nodes = &opts.nodes;
     match kind {
+        // Crash cycles come in kill/restart pairs: see `crash_cycle`.
+        FaultKind::Crash => None,
         FaultKind::Partition => {
             active.partitioned = !active.partitioned;
             if active.partitioned {
@@ -691,5 +760,34 @@ mod tests {
                 .unwrap_err()
                 .contains("bogus")
         );
+    }
+
+    #[test]
+    fn crash_cycles_restart_within_400_ms_and_sometimes_target_the_primary() {
+        let mut o = opts(vec![FaultKind::Crash]);
+        o.interval_ns = 300_000_000;
+        let s = Schedule::generate(&o, &mut ChaCha8Rng::seed_from_u64(5));
+        assert!(s.faults.windows(2).all(|w| w[0].at_ns <= w[1].at_ns), "sorted");
+        let kills: Vec<&TimedFault> = s
+            .faults
+            .iter()
+            .filter(|f| matches!(f.fault, Fault::Kill { .. }))
+            .collect();
+        assert!(kills.len() > 50);
+        for k in &kills {
+            let restart = s.faults.iter().find(|f| {
+                f.at_ns > k.at_ns && matches!(f.fault, Fault::Restart { .. })
+            });
+            let restart = restart.expect("every crash is followed by a restart");
+            assert!(restart.at_ns - k.at_ns <= 400_000_000);
+        }
+        let primary = kills.iter().filter(|k| {
+            matches!(&k.fault, Fault::Kill { nodes } if nodes == &vec![crate::fault::PRIMARY.to_string()])
+        });
+        assert!(primary.count() > 10, "about half the cycles target the leader");
+        let whole_cluster = kills.iter().filter(|k| {
+            matches!(&k.fault, Fault::Kill { nodes } if nodes.len() == 5)
+        });
+        assert!(whole_cluster.count() > 0, "some cycles take the whole cluster down");
     }
 }

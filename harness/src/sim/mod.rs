@@ -721,8 +721,49 @@ impl Simulator<'_> {
         ids.iter().filter_map(|id| self.node_index(id)).collect()
     }
 
+    /// Nodes that currently consider themselves leader.
+    fn primaries(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|s| {
+                s.node
+                    .as_ref()
+                    .is_some_and(|n| n.state().get("role").and_then(Value::as_str) == Some("leader"))
+            })
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
+    /// Replaces the symbolic `primary` target by the nodes it names right now.
+    fn resolve_targets(&self, fault: &Fault) -> Fault {
+        let resolve = |nodes: &Vec<String>| -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for n in nodes {
+                if n == nemesis::fault::PRIMARY {
+                    out.extend(self.primaries());
+                } else {
+                    out.push(n.clone());
+                }
+            }
+            out.sort();
+            out.dedup();
+            out
+        };
+        match fault {
+            Fault::Kill { nodes } => Fault::Kill {
+                nodes: resolve(nodes),
+            },
+            Fault::Pause { nodes } => Fault::Pause {
+                nodes: resolve(nodes),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// Applies one fault and records it in the history as a nemesis operation.
     fn apply_fault(&mut self, fault: &Fault) {
+        let resolved = self.resolve_targets(fault);
+        let fault = &resolved;
         let now = self.now;
         match fault {
             Fault::StartPartition { grudge, .. } => {

@@ -53,14 +53,14 @@ pub const INFO: SystemInfo = SystemInfo {
             description: "term and vote are not persisted: a restarted node comes back at term \
                           0 with no vote, so it can vote twice in one term, and after a \
                           cluster-wide restart terms regress and a stale log can win",
-            exposed_by: "kill",
+            exposed_by: "crash,partition --nemesis-interval 0.5",
         },
         BugInfo {
             name: "commit-old-term",
             description: "a new leader commits entries from earlier terms as soon as a \
                           majority stores them (and so skips the no-op that starts its term): \
                           Raft's figure 8, where such an entry can still be overwritten",
-            exposed_by: "kill,partition",
+            exposed_by: "crash --nemesis-interval 0.3",
         },
     ],
 };

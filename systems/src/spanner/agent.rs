@@ -88,6 +88,9 @@ pub(super) struct AgentTxn {
     own: Vec<(Value, Write)>,
     /// Keys read under lock, in order.
     read_keys: Vec<Value>,
+    /// Per shard, the Raft term of the leader holding this transaction's locks: locks taken
+    /// under two different leaders of a shard were not held throughout.
+    terms: BTreeMap<usize, u64>,
     phase: AgentPhase,
     deadline: u64,
 }
@@ -235,6 +238,7 @@ impl AgentTxn {
             shard,
             writes: Vec::new(),
             reads: Vec::new(),
+            term: self.terms.get(&shard).copied().unwrap_or(0),
         };
         for (key, write) in &self.own {
             let shard = shard_of(key);
@@ -269,6 +273,12 @@ impl AgentTxn {
             AgentPhase::Committing { .. } => {}
         }
         shards
+    }
+
+    /// Records that shard `s`'s leader of `term` holds locks for this transaction; false if
+    /// an earlier leader (another term) granted some: those were lost with it.
+    fn same_leader(&mut self, s: usize, term: u64) -> bool {
+        *self.terms.entry(s).or_insert(term) == term
     }
 
     /// Whether the transaction still runs (reads or locks) and may abort on its own.
@@ -340,6 +350,7 @@ impl SpannerNode {
             committed: BTreeMap::new(),
             own: Vec::new(),
             read_keys: Vec::new(),
+            terms: BTreeMap::new(),
             phase: AgentPhase::Reading {
                 shard: 0,
                 key: Value::Null,
@@ -417,15 +428,21 @@ impl SpannerNode {
         self.send(&dest, message);
     }
 
-    pub(super) fn on_locked(&mut self, ctx: &mut Context, txn: TxnId, shard: usize) {
-        if let Some(AgentTxn {
-            phase: AgentPhase::Locking { pending, .. },
-            ..
-        }) = self.txns.get_mut(&txn)
-            && pending.remove(&shard).is_some()
-        {
-            self.commit_when_locked(ctx, txn);
+    pub(super) fn on_locked(&mut self, ctx: &mut Context, txn: TxnId, shard: usize, term: u64) {
+        let Some(t) = self.txns.get_mut(&txn) else {
+            return;
+        };
+        let AgentPhase::Locking { pending, .. } = &mut t.phase else {
+            return;
+        };
+        if pending.remove(&shard).is_none() {
+            return;
         }
+        if !t.same_leader(shard, term) {
+            self.abort_txn(txn, leader_changed());
+            return;
+        }
+        self.commit_when_locked(ctx, txn);
     }
 
     /// Ends a transaction that did not commit: its locks are released and the client told.
@@ -440,14 +457,28 @@ impl SpannerNode {
         self.replies.push((t.request, reply));
     }
 
-    pub(super) fn on_read_ok(&mut self, ctx: &mut Context, txn: TxnId, key: Value, value: Value) {
+    pub(super) fn on_read_ok(
+        &mut self,
+        ctx: &mut Context,
+        txn: TxnId,
+        key: Value,
+        value: Value,
+        term: u64,
+    ) {
         let Some(t) = self.txns.get_mut(&txn) else {
             return;
         };
-        let AgentPhase::Reading { key: wanted, .. } = &t.phase else {
+        let AgentPhase::Reading {
+            key: wanted, shard, ..
+        } = &t.phase
+        else {
             return;
         };
         if *wanted != key {
+            return;
+        }
+        if !t.same_leader(*shard, term) {
+            self.abort_txn(txn, leader_changed());
             return;
         }
         t.committed.insert(key_text(&key), value);
@@ -757,6 +788,10 @@ impl SpannerNode {
             }
         }
     }
+}
+
+fn leader_changed() -> Value {
+    protocol::definite_error(code::ABORT, "a shard's leader changed while it held locks")
 }
 
 /// A `sent_at` that makes the next tick after [`QUICK_RETRY_NS`] resend.

@@ -532,12 +532,22 @@ impl SpannerNode {
 
     fn lock_granted(&mut self, s: usize, wait: LockWait) {
         let txn = wait.txn;
+        let term = self.shards[s].raft.term();
         let message = match wait.purpose {
             WaitFor::Read(key) => {
                 let value = self.shards[s].raft.machine().read_latest(&key);
-                Message::ReadOk { txn, key, value }
+                Message::ReadOk {
+                    txn,
+                    key,
+                    value,
+                    term,
+                }
             }
-            WaitFor::Lock => Message::Locked { txn, shard: s },
+            WaitFor::Lock => Message::Locked {
+                txn,
+                shard: s,
+                term,
+            },
         };
         self.send(&wait.agent, message);
     }
@@ -699,6 +709,7 @@ impl SpannerNode {
         let now = ctx.monotonic_ns();
         let latest = ctx.truetime().latest;
         let max_ts = self.shards[s].raft.machine().max_ts();
+        let same_leader = part.term == self.shards[s].raft.term();
         let Some(lead) = self.lead_mut(s) else {
             return;
         };
@@ -721,7 +732,7 @@ impl SpannerNode {
         let holds = |k: &Value, mode| lead.locks.holds(txn, &key_text(k), mode);
         let locked = part.reads.iter().all(|k| holds(k, Mode::Shared))
             && part.writes.iter().all(|(k, _)| holds(k, Mode::Exclusive));
-        if lead.aborted.contains_key(&txn) || !locked {
+        if lead.aborted.contains_key(&txn) || !locked || !same_leader {
             self.abandon(ctx, s, txn);
             self.prepare_failed(ctx, s, txn, reply_to);
             return;

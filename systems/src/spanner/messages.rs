@@ -17,6 +17,9 @@ pub struct Part {
     pub writes: Vec<(Value, Write)>,
     /// Keys read under shared locks, which the participant must still hold to prepare.
     pub reads: Vec<Value>,
+    /// The Raft term of the leader that granted this part's locks: locks live in a leader's
+    /// memory, so a participant in another term cannot vouch for them.
+    pub term: u64,
 }
 
 /// How a commit ended, as the coordinator tells the agent.
@@ -39,12 +42,14 @@ pub enum Message {
         prio: Priority,
         key: Value,
     },
-    /// Participant → agent: the latest committed value; the lock is held.
+    /// Participant → agent: the latest committed value; the lock is held by the leader of
+    /// `term`.
     #[serde(rename = "sp_read_ok")]
     ReadOk {
         txn: TxnId,
         key: Value,
         value: Value,
+        term: u64,
     },
     /// Agent → participant: take exclusive locks on the keys this shard's part writes (before
     /// committing, so that a prepared transaction never waits for a lock).
@@ -54,9 +59,9 @@ pub enum Message {
         prio: Priority,
         keys: Vec<Value>,
     },
-    /// Participant → agent: the write locks are held.
+    /// Participant → agent: the write locks are held by the leader of `term`.
     #[serde(rename = "sp_locked")]
-    Locked { txn: TxnId, shard: usize },
+    Locked { txn: TxnId, shard: usize, term: u64 },
     /// Participant → agent: a read or lock was refused: not the leader (with a hint), or the
     /// transaction was wounded or timed out here.
     #[serde(rename = "sp_refused")]
@@ -156,6 +161,7 @@ mod tests {
                 shard: 2,
                 writes: vec![(json!(4), Write::Append(json!(7)))],
                 reads: vec![json!(4)],
+                term: 3,
             },
         };
         let body = serde_json::to_value(&msg).unwrap();

@@ -89,8 +89,8 @@ pub const INFO: SystemInfo = SystemInfo {
             description: "the commit timestamp is the coordinator's own TT.now().latest, \
                           ignoring the participants' prepare timestamps: a participant may \
                           already have served snapshot reads above the commit timestamp \
-                          that miss the transaction",
-            exposed_by: "partition",
+                          that miss the transaction (no fault needed)",
+            exposed_by: "none",
         },
     ],
 };

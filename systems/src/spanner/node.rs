@@ -236,9 +236,14 @@ impl SpannerNode {
     fn handle_message(&mut self, ctx: &mut Context, from: &str, message: Message) {
         match message {
             Message::Read { shard, prio, key } => self.on_read(ctx, from, shard, prio, key),
-            Message::ReadOk { txn, key, value } => self.on_read_ok(ctx, txn, key, value),
+            Message::ReadOk {
+                txn,
+                key,
+                value,
+                term,
+            } => self.on_read_ok(ctx, txn, key, value, term),
             Message::Lock { shard, prio, keys } => self.on_lock(ctx, from, shard, prio, keys),
-            Message::Locked { txn, shard } => self.on_locked(ctx, txn, shard),
+            Message::Locked { txn, shard, term } => self.on_locked(ctx, txn, shard, term),
             Message::Refused {
                 txn,
                 shard,
