@@ -22,7 +22,7 @@ pub struct SystemInfo {
 
 /// Every bundled system.
 pub fn systems() -> &'static [SystemInfo] {
-    &[crate::raft::INFO, crate::dynamo::INFO]
+    &[crate::raft::INFO, crate::dynamo::INFO, crate::spanner::INFO]
 }
 
 /// Builds a node of the named system; an unknown system or bug is an error naming it.
@@ -43,6 +43,7 @@ pub fn build(system: &str, config: NodeConfig) -> Result<Box<dyn Node>, String> 
     match system {
         "raft" => Ok(Box::new(crate::raft::RaftKv::new(config))),
         "dynamo" => Ok(Box::new(crate::dynamo::DynamoNode::new(config))),
+        "spanner" => Ok(Box::new(crate::spanner::SpannerNode::new(config))),
         _ => Err(format!("system {system:?} is listed but cannot be built")),
     }
 }

@@ -9,6 +9,7 @@ pub mod dynamo;
 pub mod node;
 pub mod protocol;
 pub mod raft;
+pub mod spanner;
 
 pub use catalog::{BugInfo, SystemInfo, build, systems};
 pub use node::{Clocks, Context, Delay, DiskImage, Effect, Node, NodeConfig, NodeId, TimerKey};

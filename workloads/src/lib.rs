@@ -4,7 +4,9 @@
 //! receives for it, how a reply (or a timeout) becomes a history completion, which final reads
 //! end a run, and which checkers judge the history.
 
+pub mod bank;
 pub mod lin_kv;
+pub mod list_append;
 pub mod outcome;
 pub mod vv_kv;
 
@@ -110,6 +112,16 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "vv-kv",
         "read siblings and a causal context, write with it (or blind); version vectors",
     ),
+    (
+        "list-append",
+        "Elle-style transactions of appends and reads, with commit timestamps; Elle's \
+         list-append checker and external consistency",
+    ),
+    (
+        "bank",
+        "transfers between accounts and read-only reads of every balance, with commit \
+         timestamps; bank totals and external consistency",
+    ),
 ];
 
 /// Builds a workload by name.
@@ -117,6 +129,8 @@ pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Box<dyn Workload>, St
     match name {
         "lin-kv" => Ok(Box::new(lin_kv::LinKv::new(opts.clone()))),
         "vv-kv" => Ok(Box::new(vv_kv::VvKv::new(opts.clone()))),
+        "list-append" => Ok(Box::new(list_append::ListAppend::new(opts.clone()))),
+        "bank" => Ok(Box::new(bank::Bank::new(opts.clone()))),
         _ => {
             let names: Vec<_> = WORKLOADS.iter().map(|(n, _)| *n).collect();
             Err(format!(
