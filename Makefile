@@ -3,7 +3,7 @@ CARGO ?= cargo
 VERITY := target/release/verity
 SEED ?= 1
 
-.PHONY: build test bench check-demo test-raft test-raft-real bench-real test-dynamo lint fmt clean
+.PHONY: build test bench check-demo test-raft test-raft-real bench-real test-dynamo test-spanner lint fmt clean
 
 build:
 	$(CARGO) build --release -p harness
@@ -39,6 +39,17 @@ test-raft-real: build
 # by the version-vector checker; exits non-zero on a violation.
 test-dynamo: build
 	$(VERITY) test dynamo --workload vv-kv --nodes 5 --time-limit 60 --nemesis all --seed $(SEED)
+
+# Spanner (TrueTime, commit wait) under every fault with every clock within epsilon (7 ms), both
+# workloads, 30 simulated seconds each: exits non-zero on a violation. Then one clock is driven
+# 3-10 x epsilon off, which the external-consistency checker must catch (exit status 1).
+SPANNER_WITHIN_EPSILON := --time-limit 30 --nemesis all --clock-max-ms 7 --nemesis-interval 2 --seed $(SEED)
+test-spanner: build
+	$(VERITY) test spanner --workload list-append $(SPANNER_WITHIN_EPSILON)
+	$(VERITY) test spanner --workload bank $(SPANNER_WITHIN_EPSILON)
+	$(VERITY) test spanner --workload list-append --time-limit 30 --nemesis clock-beyond-epsilon \
+	  --nemesis-interval 2 --seed $(SEED); status=$$?; if [ $$status -ne 1 ]; then \
+	  echo "expected clock-beyond-epsilon to be caught (exit 1), got exit $$status"; exit 1; fi
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -119,6 +119,10 @@ pub struct TestArgs {
     /// Do not store the run (print the verdict only).
     #[arg(long)]
     pub no_store: bool,
+    /// Real mode: where the nodes' data directories go (default: `data/` in the run directory,
+    /// or a temporary directory). On a tmpfs, kills stay real but fsync costs nothing.
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

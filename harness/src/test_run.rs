@@ -246,8 +246,13 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
         }
         ModeArg::Real => {
             let dir = run_dir.as_ref().map(|d| d.path.as_path());
-            let (recorder, outcome, report) =
-                crate::real::run(&config, workload.as_mut(), recorder, dir)?;
+            let (recorder, outcome, report) = crate::real::run(
+                &config,
+                workload.as_mut(),
+                recorder,
+                dir,
+                args.data_root.as_deref(),
+            )?;
             (recorder, outcome, Some(report))
         }
     };

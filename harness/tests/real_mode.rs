@@ -241,7 +241,7 @@ fn sigkill_of_every_node_during_writes_loses_no_acknowledged_write() {
         })
         .await
         .unwrap();
-        let specs = node_specs(&cfg, &ports, &relay, &dir, epoch);
+        let specs = node_specs(&cfg, &ports, &relay, &dir.join("data"), epoch);
         let (supervisor, _reaper) = Supervisor::new(
             PathBuf::from(env!("CARGO_BIN_EXE_verity")),
             specs,

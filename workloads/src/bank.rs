@@ -205,7 +205,12 @@ fn invocation_txn(op: &Op, accounts: u64) -> Value {
     match op.f.as_str() {
         "transfer" => {
             let (from, to, id) = (&op.value["from"], &op.value["to"], &op.value["id"]);
-            json!([["r", from, null], ["r", to, null], ["w", from, id], ["w", to, id]])
+            json!([
+                ["r", from, null],
+                ["r", to, null],
+                ["w", from, id],
+                ["w", to, id]
+            ])
         }
         _ => Value::Array((0..accounts).map(|a| json!(["r", a, null])).collect()),
     }
@@ -217,7 +222,12 @@ fn completion_txn(op: &Op, accounts: u64) -> Value {
             let (from, to, id) = (&op.value["from"], &op.value["to"], &op.value["id"]);
             let before = op.extra.get("before");
             let read = |i: usize| before.and_then(|b| b.get(i)).map_or(Value::Null, writer);
-            json!([["r", from, read(0)], ["r", to, read(1)], ["w", from, id], ["w", to, id]])
+            json!([
+                ["r", from, read(0)],
+                ["r", to, read(1)],
+                ["w", from, id],
+                ["w", to, id]
+            ])
         }
         _ => {
             let writers = op.extra.get("writers").and_then(Value::as_array);
@@ -275,7 +285,10 @@ mod tests {
             ["r", 0, null], ["r", 1, {"balance": 7, "by": 3}],
             ["r", 2, {"balance": 13, "by": 3}], ["r", 3, null]]});
         let c = w.complete(&read, &Outcome::Reply(reply));
-        assert_eq!(c.value, json!([["r", 0, 10], ["r", 1, 7], ["r", 2, 13], ["r", 3, 10]]));
+        assert_eq!(
+            c.value,
+            json!([["r", 0, 10], ["r", 1, 7], ["r", 2, 13], ["r", 3, 10]])
+        );
         assert_eq!(c.extra["writers"], json!([null, 3, 3, null]));
         assert_eq!(c.extra["commit_ts"], 77);
     }
@@ -296,7 +309,12 @@ mod tests {
         let text: Vec<String> = lines.iter().map(Value::to_string).collect();
         let history = checkers::history::jsonl::parse(&text.join("\n"), "<t>").unwrap();
         let report = w.check(&history);
-        assert_eq!(report.validity(), checkers::Validity::Valid, "{:?}", report.to_json());
+        assert_eq!(
+            report.validity(),
+            checkers::Validity::Valid,
+            "{:?}",
+            report.to_json()
+        );
         let view = register_history(&history, 4);
         assert_eq!(
             view.ops[1].value,

@@ -41,9 +41,10 @@ impl ListAppend {
 }
 
 fn is_read_only(value: &Value) -> bool {
-    value
-        .as_array()
-        .is_some_and(|mops| mops.iter().all(|m| m.get(0).and_then(Value::as_str) == Some("r")))
+    value.as_array().is_some_and(|mops| {
+        mops.iter()
+            .all(|m| m.get(0).and_then(Value::as_str) == Some("r"))
+    })
 }
 
 /// The `commit_ts` of a reply, as the history's extra field.
@@ -228,7 +229,10 @@ mod tests {
         }
         assert!(max_key > 2, "keys were retired and replaced");
         let finals = w.final_invocations();
-        let read: usize = finals.iter().map(|i| i.value.as_array().unwrap().len()).sum();
+        let read: usize = finals
+            .iter()
+            .map(|i| i.value.as_array().unwrap().len())
+            .sum();
         assert_eq!(read as u64, w.next_key);
         assert!(finals.iter().all(|i| is_read_only(&i.value)));
     }

@@ -134,26 +134,25 @@ fn verity_binary() -> Result<PathBuf, Failure> {
 }
 
 /// Runs one test with real processes. `run_dir`: where node logs and data directories go (a
-/// temporary directory, removed afterwards, when `None`).
+/// temporary directory, removed afterwards, when `None`); `data_root`: where the data
+/// directories go instead, if given (a fresh subdirectory, removed afterwards).
 pub fn run(
     cfg: &SimConfig,
     workload: &mut dyn Workload,
     recorder: Recorder,
     run_dir: Option<&Path>,
+    data_root: Option<&Path>,
 ) -> Result<(Recorder, SimOutcome, RealReport), Failure> {
     let binary = verity_binary()?;
+    let unique = format!("verity-real-{}-{}", std::process::id(), monotonic_ns());
+    let data_dir = data_root.map(|root| root.join(&unique));
     let (work_dir, temporary) = match run_dir {
         Some(dir) => (dir.to_path_buf(), false),
-        None => {
-            let dir = std::env::temp_dir().join(format!(
-                "verity-real-{}-{}",
-                std::process::id(),
-                monotonic_ns()
-            ));
-            (dir, true)
-        }
+        None => (std::env::temp_dir().join(&unique), true),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let data_dir = data_dir.unwrap_or_else(|| work_dir.join("data"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("starting the runtime: {e}")))?;
@@ -163,7 +162,7 @@ pub fn run(
     // recorded so far is already on disk.
     let result = runtime.block_on(async {
         tokio::select! {
-            result = run_async(cfg, workload, recorder, &work_dir, binary, run_dir.is_some()) => result,
+            result = run_async(cfg, workload, recorder, &work_dir, &data_dir, binary, run_dir.is_some()) => result,
             signal = interrupted(signals) => Err(Failure::internal(format!(
                 "interrupted by {signal}: every node was stopped; the history so far is kept"
             ))),
@@ -175,6 +174,9 @@ pub fn run(
     if temporary {
         let _ = std::fs::remove_dir_all(&work_dir);
     }
+    if data_root.is_some() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
     result
 }
 
@@ -183,6 +185,7 @@ async fn run_async(
     workload: &mut dyn Workload,
     recorder: Recorder,
     work_dir: &Path,
+    data_dir: &Path,
     binary: PathBuf,
     trace_messages: bool,
 ) -> Result<(Recorder, SimOutcome, RealReport), Failure> {
@@ -221,7 +224,7 @@ async fn run_async(
     .map_err(|e| io("starting the relay", e))?;
     let _stop_relay = clients::AbortOnDrop(relay_server);
 
-    let specs = node_specs(cfg, &ports, &relay, work_dir, epoch);
+    let specs = node_specs(cfg, &ports, &relay, data_dir, epoch);
     for spec in &specs {
         let header = format!(
             "# node {} of a {}-node {} run, seed {}, port {}",
@@ -285,12 +288,12 @@ pub fn schedule_for(cfg: &SimConfig) -> Schedule {
 }
 
 /// How to start each node of `cfg`: on `ports[i]`, sending to its peers through `relay`, keeping
-/// its files in `work_dir/data/<id>`, counting monotonic time from `epoch_mono_ns`.
+/// its files in `data_dir/<id>`, counting monotonic time from `epoch_mono_ns`.
 pub fn node_specs(
     cfg: &SimConfig,
     ports: &[u16],
     relay: &Relay,
-    work_dir: &Path,
+    data_dir: &Path,
     epoch_mono_ns: u64,
 ) -> Vec<NodeSpec> {
     let ids = cfg.node_ids();
@@ -313,7 +316,7 @@ pub fn node_specs(
                 "--peers".into(),
                 peers.join(","),
                 "--data-dir".into(),
-                work_dir.join("data").join(id).display().to_string(),
+                data_dir.join(id).display().to_string(),
                 "--seed".into(),
                 cfg.seed.to_string(),
                 "--rng-stream".into(),

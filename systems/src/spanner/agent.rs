@@ -45,13 +45,15 @@ struct Mop {
 
 enum TxnKind {
     Mops(Vec<Mop>),
-    Transfer {
-        from: Value,
-        to: Value,
-        amount: i64,
-        initial: i64,
-        tag: Value,
-    },
+    Transfer(Box<Transfer>),
+}
+
+struct Transfer {
+    from: Value,
+    to: Value,
+    amount: i64,
+    initial: i64,
+    tag: Value,
 }
 
 enum AgentPhase {
@@ -128,7 +130,9 @@ fn parse_mops(body: &Value) -> Result<Vec<Mop>, String> {
                 }),
                 _ => Err(format!("unknown micro-operation {m}")),
             },
-            _ => Err(format!("a micro-operation must be [f, key, value], got {m}")),
+            _ => Err(format!(
+                "a micro-operation must be [f, key, value], got {m}"
+            )),
         })
         .collect()
 }
@@ -140,13 +144,13 @@ fn parse_transfer(body: &Value) -> Result<TxnKind, String> {
     let initial = body.get("initial").and_then(Value::as_i64).unwrap_or(0);
     match amount {
         Some(amount) if amount >= 0 && !from.is_null() && !to.is_null() && from != to => {
-            Ok(TxnKind::Transfer {
+            Ok(TxnKind::Transfer(Box::new(Transfer {
                 from,
                 to,
                 amount,
                 initial,
                 tag: field("id"),
-            })
+            })))
         }
         _ => Err("a transfer needs distinct `from` and `to` and an `amount` ≥ 0".into()),
     }
@@ -196,13 +200,14 @@ impl AgentTxn {
                 }
                 Next::Commit
             }
-            TxnKind::Transfer {
-                from,
-                to,
-                amount,
-                initial,
-                tag,
-            } => {
+            TxnKind::Transfer(transfer) => {
+                let Transfer {
+                    from,
+                    to,
+                    amount,
+                    initial,
+                    tag,
+                } = transfer.as_ref();
                 for key in [from, to] {
                     if !self.committed.contains_key(&key_text(key)) {
                         return Next::Read(key.clone());
@@ -288,10 +293,9 @@ impl AgentTxn {
 
     fn reply(&self, ts: Ts) -> Value {
         match &self.kind {
-            TxnKind::Mops(_) => {
-                protocol::ok("txn", json!({"txn": self.results, "commit_ts": ts}))
-            }
-            TxnKind::Transfer { from, to, .. } => {
+            TxnKind::Mops(_) => protocol::ok("txn", json!({"txn": self.results, "commit_ts": ts})),
+            TxnKind::Transfer(transfer) => {
+                let (from, to) = (&transfer.from, &transfer.to);
                 let read = |k: &Value| self.committed.get(&key_text(k)).cloned();
                 protocol::ok(
                     "transfer",
@@ -514,9 +518,9 @@ impl SpannerNode {
                 attempt,
                 ..
             } if *s == shard => Some((sent_at, attempt)),
-            AgentPhase::Locking { pending, .. } => {
-                pending.get_mut(&shard).map(|(sent_at, attempt)| (sent_at, attempt))
-            }
+            AgentPhase::Locking { pending, .. } => pending
+                .get_mut(&shard)
+                .map(|(sent_at, attempt)| (sent_at, attempt)),
             _ => None,
         };
         if let Some((sent_at, attempt)) = retry {
@@ -773,8 +777,7 @@ impl SpannerNode {
                     self.replies.push((t.request, reply));
                 }
             } else {
-                let reply =
-                    protocol::definite_error(code::ABORT, "timed out before committing");
+                let reply = protocol::definite_error(code::ABORT, "timed out before committing");
                 self.abort_txn(txn, reply);
             }
         }

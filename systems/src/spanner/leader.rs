@@ -72,9 +72,16 @@ impl Leadership {
     }
 
     /// Whether a write prepared (or being prepared) at or below `ts` may still change `keys`.
-    fn pending_at_or_below(&self, prepared: &[(Ts, &[(Value, Write)])], keys: &[Value], ts: Ts) -> bool {
+    fn pending_at_or_below(
+        &self,
+        prepared: &[(Ts, &[(Value, Write)])],
+        keys: &[Value],
+        ts: Ts,
+    ) -> bool {
         let touches = |writes: &[(Value, Write)]| writes.iter().any(|(k, _)| keys.contains(k));
-        prepared.iter().any(|(p, writes)| *p <= ts && touches(writes))
+        prepared
+            .iter()
+            .any(|(p, writes)| *p <= ts && touches(writes))
             || self.parts.values().any(|part| match part.phase {
                 Phase::Preparing { ts: p, .. } | Phase::OwnPrepared { ts: p } => {
                     p <= ts && touches(&part.writes)
@@ -308,7 +315,12 @@ impl SpannerNode {
             .reads
             .iter()
             .map(|k| (key_text(k), Mode::Shared))
-            .chain(record.writes.iter().map(|(k, _)| (key_text(k), Mode::Exclusive)))
+            .chain(
+                record
+                    .writes
+                    .iter()
+                    .map(|(k, _)| (key_text(k), Mode::Exclusive)),
+            )
             .collect();
         // The record's locks were granted by an earlier leader: whoever holds them here now
         // cannot be prepared (this leader had no lease before applying the record), so it goes.
@@ -318,7 +330,11 @@ impl SpannerNode {
                 None => return,
             };
             for holder in conflicts {
-                if self.lead(s).and_then(|l| l.parts.get(&holder)).is_some_and(Participant::woundable) {
+                if self
+                    .lead(s)
+                    .and_then(|l| l.parts.get(&holder))
+                    .is_some_and(Participant::woundable)
+                {
                     self.wound(ctx, s, holder);
                 }
             }
@@ -356,7 +372,9 @@ impl SpannerNode {
             }
             Applied::Decided { txn, decision } => {
                 self.answer_inquirers(ctx, s, txn, decision);
-                let coordinating = self.lead(s).is_some_and(|l| l.coordinating.contains_key(&txn));
+                let coordinating = self
+                    .lead(s)
+                    .is_some_and(|l| l.coordinating.contains_key(&txn));
                 if !coordinating {
                     self.release(s, txn);
                     return;
@@ -364,7 +382,8 @@ impl SpannerNode {
                 match decision {
                     Decision::Committed(_) => {
                         let now = ctx.monotonic_ns();
-                        if let Some(coord) = self.lead_mut(s).and_then(|l| l.coordinating.get_mut(&txn))
+                        if let Some(coord) =
+                            self.lead_mut(s).and_then(|l| l.coordinating.get_mut(&txn))
                             && let CoordPhase::Committing { logged_at, .. } = &mut coord.phase
                         {
                             *logged_at = Some(now);
@@ -423,9 +442,10 @@ impl SpannerNode {
             let conflicts = self.lead(s)?.locks.conflicts(txn, key, *mode);
             let mut blocked = false;
             for holder in conflicts {
-                let younger_and_woundable = self.lead(s)?.parts.get(&holder).is_some_and(|p| {
-                    p.woundable() && p.prio.is_some_and(|theirs| prio < theirs)
-                });
+                let younger_and_woundable =
+                    self.lead(s)?.parts.get(&holder).is_some_and(|p| {
+                        p.woundable() && p.prio.is_some_and(|theirs| prio < theirs)
+                    });
                 if younger_and_woundable {
                     self.wound(ctx, s, holder);
                 } else {
@@ -510,7 +530,9 @@ impl SpannerNode {
         waits.sort_by_key(|w| w.prio);
         let mut progress = false;
         for wait in waits {
-            let alive = self.lead(s).is_some_and(|l| l.parts.contains_key(&wait.txn));
+            let alive = self
+                .lead(s)
+                .is_some_and(|l| l.parts.contains_key(&wait.txn));
             if !alive {
                 continue;
             }
@@ -920,9 +942,10 @@ impl SpannerNode {
         shard: usize,
         ts: Option<Ts>,
     ) {
-        let Some(c) =
-            (0..SHARDS).find(|c| self.lead(*c).is_some_and(|l| l.coordinating.contains_key(&txn)))
-        else {
+        let Some(c) = (0..SHARDS).find(|c| {
+            self.lead(*c)
+                .is_some_and(|l| l.coordinating.contains_key(&txn))
+        }) else {
             return;
         };
         match ts {
@@ -951,7 +974,10 @@ impl SpannerNode {
             return;
         };
         if !matches!(coord.phase, CoordPhase::Preparing)
-            || coord.parts.iter().any(|p| !coord.prepared.contains_key(&p.shard))
+            || coord
+                .parts
+                .iter()
+                .any(|p| !coord.prepared.contains_key(&p.shard))
         {
             return;
         }
@@ -1111,7 +1137,14 @@ impl SpannerNode {
         }
         if !self.leads(ctx, s) {
             let leader = self.leader_hint(s);
-            self.send(from, Message::SnapshotRefused { id, shard: s, leader });
+            self.send(
+                from,
+                Message::SnapshotRefused {
+                    id,
+                    shard: s,
+                    leader,
+                },
+            );
             return;
         }
         let now = ctx.monotonic_ns();
@@ -1134,7 +1167,7 @@ impl SpannerNode {
     /// prepare, by this leader or the next, is above it) and nothing prepared at or below it
     /// on the keys read still undecided.
     pub(super) fn serve_snapshots(&mut self, ctx: &mut Context, s: usize) -> bool {
-        if !self.lead(s).is_some_and(|l| !l.snapshots.is_empty()) || !self.leads(ctx, s) {
+        if self.lead(s).is_none_or(|l| l.snapshots.is_empty()) || !self.leads(ctx, s) {
             return false;
         }
         let tt = ctx.truetime();
@@ -1150,7 +1183,11 @@ impl SpannerNode {
         let mut served = Vec::new();
         for (i, wait) in lead.snapshots.iter().enumerate() {
             if tt.after(wait.ts) && !lead.pending_at_or_below(&prepared, &wait.keys, wait.ts) {
-                let values: Vec<Value> = wait.keys.iter().map(|k| machine.read_at(k, wait.ts)).collect();
+                let values: Vec<Value> = wait
+                    .keys
+                    .iter()
+                    .map(|k| machine.read_at(k, wait.ts))
+                    .collect();
                 served.push((i, wait.agent.clone(), wait.id, values));
             }
         }
@@ -1167,7 +1204,14 @@ impl SpannerNode {
             });
         }
         for (_, agent, id, values) in served {
-            self.send(&agent, Message::SnapshotOk { id, shard: s, values });
+            self.send(
+                &agent,
+                Message::SnapshotOk {
+                    id,
+                    shard: s,
+                    values,
+                },
+            );
         }
         true
     }
@@ -1176,14 +1220,17 @@ impl SpannerNode {
     /// read), if one is waiting on the clock.
     pub(super) fn next_truetime_wait(&self, ctx: &Context, s: usize) -> Option<u64> {
         let lead = self.lead(s)?;
-        let commit_waits = lead.coordinating.values().filter_map(|coord| match coord.phase {
-            CoordPhase::Committing {
-                ts,
-                logged_at: Some(_),
-                ..
-            } if !self.bugs.no_commit_wait => Some(ts),
-            _ => None,
-        });
+        let commit_waits = lead
+            .coordinating
+            .values()
+            .filter_map(|coord| match coord.phase {
+                CoordPhase::Committing {
+                    ts,
+                    logged_at: Some(_),
+                    ..
+                } if !self.bugs.no_commit_wait => Some(ts),
+                _ => None,
+            });
         let snapshot_waits = lead.snapshots.iter().map(|w| w.ts);
         commit_waits
             .chain(snapshot_waits)
@@ -1269,7 +1316,10 @@ impl SpannerNode {
             self.send(&dest, message);
         }
         for txn in idle.into_iter().chain(expired_waits) {
-            if self.lead(s).is_some_and(|l| l.parts.get(&txn).is_some_and(Participant::woundable)) {
+            if self
+                .lead(s)
+                .is_some_and(|l| l.parts.get(&txn).is_some_and(Participant::woundable))
+            {
                 self.abandon(ctx, s, txn);
                 let agent = self.node_of(txn);
                 self.send(&agent, Message::Wounded { txn });

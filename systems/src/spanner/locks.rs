@@ -33,7 +33,12 @@ impl LockTable {
         let Some(locks) = self.keys.get(key) else {
             return Vec::new();
         };
-        let mut out: Vec<TxnId> = locks.exclusive.iter().copied().filter(|h| *h != txn).collect();
+        let mut out: Vec<TxnId> = locks
+            .exclusive
+            .iter()
+            .copied()
+            .filter(|h| *h != txn)
+            .collect();
         if mode == Mode::Exclusive {
             out.extend(locks.shared.iter().copied().filter(|h| *h != txn));
         }

@@ -110,11 +110,19 @@ pub enum Decision {
 /// What applying a command did, for the leader to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    Prepared { txn: TxnId, ts: Ts },
+    Prepared {
+        txn: TxnId,
+        ts: Ts,
+    },
     /// A prepare arrived after the transaction was decided: it stays decided.
-    PrepareRefused { txn: TxnId },
+    PrepareRefused {
+        txn: TxnId,
+    },
     /// The transaction's decision (the first one logged), at every command that decides it.
-    Decided { txn: TxnId, decision: Decision },
+    Decided {
+        txn: TxnId,
+        decision: Decision,
+    },
 }
 
 #[derive(Debug, Default)]

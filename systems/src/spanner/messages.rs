@@ -26,10 +26,14 @@ pub struct Part {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommitOutcome {
-    Committed { ts: Ts },
+    Committed {
+        ts: Ts,
+    },
     Aborted,
     /// Not (or no longer) the coordinator shard's leader: ask again, maybe elsewhere.
-    NotLeader { leader: Option<NodeId> },
+    NotLeader {
+        leader: Option<NodeId>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,10 +90,7 @@ pub enum Message {
     },
     /// Coordinator → agent.
     #[serde(rename = "sp_commit_result")]
-    CommitResult {
-        txn: TxnId,
-        outcome: CommitOutcome,
-    },
+    CommitResult { txn: TxnId, outcome: CommitOutcome },
     /// Coordinator → participant.
     #[serde(rename = "sp_prepare")]
     Prepare {

@@ -315,7 +315,9 @@ impl SpannerNode {
 }
 
 /// Keys grouped by shard, in first-seen order within each shard.
-pub(super) fn by_shard<'a>(keys: impl IntoIterator<Item = &'a Value>) -> BTreeMap<usize, Vec<Value>> {
+pub(super) fn by_shard<'a>(
+    keys: impl IntoIterator<Item = &'a Value>,
+) -> BTreeMap<usize, Vec<Value>> {
     let mut out: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
     for key in keys {
         let list = out.entry(shard_of(key)).or_default();
