@@ -8,13 +8,34 @@ use serde_json::Value;
 
 /// The checkers `--checker` accepts, with a line on each.
 pub const CHECKERS: &[(&str, &str)] = &[
-    ("linearizability", "Wing–Gong/Lowe search against --model (the default)"),
-    ("list-append", "Elle-style: dependency cycles and non-cycle anomalies of list-append txns"),
-    ("rw-register", "Elle-style: dependency cycles of read/write register txns"),
-    ("external-consistency", "commit timestamps against real time, and reads in timestamp order"),
-    ("bank", "every read's total is the same and no balance is negative"),
-    ("version-vectors", "no lost writes, siblings exactly the concurrent writes, no resurrection"),
-    ("stats", "counts per function; invalid when a function never succeeded"),
+    (
+        "linearizability",
+        "Wing–Gong/Lowe search against --model (the default)",
+    ),
+    (
+        "list-append",
+        "Elle-style: dependency cycles and non-cycle anomalies of list-append txns",
+    ),
+    (
+        "rw-register",
+        "Elle-style: dependency cycles of read/write register txns",
+    ),
+    (
+        "external-consistency",
+        "commit timestamps against real time, and reads in timestamp order",
+    ),
+    (
+        "bank",
+        "every read's total is the same and no balance is negative",
+    ),
+    (
+        "version-vectors",
+        "no lost writes, siblings exactly the concurrent writes, no resurrection",
+    ),
+    (
+        "stats",
+        "counts per function; invalid when a function never succeeded",
+    ),
 ];
 
 /// A checker and its options.

@@ -77,7 +77,8 @@ pub struct TestArgs {
     /// Number of keys.
     #[arg(long, default_value_t = 5)]
     pub keys: usize,
-    /// Faults: a comma list of partition, kill, pause, clock, loss; or `all` / `none`.
+    /// Faults: a comma list of partition, kill, pause, clock, loss, crash, clock-beyond-epsilon;
+    /// or `all` (the first five) / `none`.
     #[arg(long, default_value = "all")]
     pub nemesis: String,
     /// Mean seconds between fault operations.
@@ -107,7 +108,7 @@ pub struct TestArgs {
     /// TrueTime uncertainty ε in ms.
     #[arg(long, default_value_t = 7.0)]
     pub epsilon_ms: f64,
-    /// Largest clock bump or strobe the clock nemesis applies, in ms.
+    /// The clock nemesis keeps every node's total skew (bumps, strobes, drift) within this, in ms.
     #[arg(long, default_value_t = 200)]
     pub clock_max_ms: i64,
     /// Seconds of quiet between the heal and the final reads.

@@ -179,18 +179,33 @@ fn check_runs_other_checkers_by_name() {
     assert!(stdout(&o).contains("G2-item"), "{}", stdout(&o));
     // Snapshot isolation allows write skew.
     let o = verity(&[
-        "check", "--checker", "list-append", "--consistency-models", "snapshot-isolation", path,
+        "check",
+        "--checker",
+        "list-append",
+        "--consistency-models",
+        "snapshot-isolation",
+        path,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let o = verity(&["check", "--json", "--checker", "list-append", path]);
     let out = stdout(&o);
     let v: serde_json::Value = serde_json::from_str(&out[out.find('{').unwrap()..]).unwrap();
     assert_eq!(v["anomaly_types"], serde_json::json!(["G2-item"]));
-    assert_eq!(verity(&["check", "--checker", "nope", path]).status.code(), Some(254));
     assert_eq!(
-        verity(&["check", "--checker", "list-append", "--consistency-models", "bogus", path])
-            .status
-            .code(),
+        verity(&["check", "--checker", "nope", path]).status.code(),
+        Some(254)
+    );
+    assert_eq!(
+        verity(&[
+            "check",
+            "--checker",
+            "list-append",
+            "--consistency-models",
+            "bogus",
+            path
+        ])
+        .status
+        .code(),
         Some(254)
     );
 }

@@ -117,7 +117,15 @@ fn first_catching_seed(bug: &str) -> Option<u64> {
     let nemesis = info.bugs.iter().find(|b| b.name == bug).unwrap().exposed_by;
     for seed in 1..=20u64 {
         let seed_s = seed.to_string();
-        let mut argv = vec!["--seed", &seed_s, "--time-limit", "30", "--bug", bug, "--no-store"];
+        let mut argv = vec![
+            "--seed",
+            &seed_s,
+            "--time-limit",
+            "30",
+            "--bug",
+            bug,
+            "--no-store",
+        ];
         argv.push("--nemesis");
         argv.extend(nemesis.split_whitespace());
         let r = run(&argv);

@@ -223,6 +223,7 @@ fn clocks_beyond_epsilon_are_caught_by_external_consistency() {
     }
 }
 
+/// Runs the bug with the nemesis (and pacing) its `exposed_by` names, on both workloads.
 fn bug_caught(bug: &str) {
     let info = systems::systems()
         .iter()
@@ -230,8 +231,8 @@ fn bug_caught(bug: &str) {
         .unwrap();
     let nemesis = info.bugs.iter().find(|b| b.name == bug).unwrap().exposed_by;
     for workload in ["list-append", "bank"] {
-        let mut extra = vec!["--nemesis", nemesis, "--bug", bug, "--rate", "200"];
-        extra.extend_from_slice(&WITHIN_EPSILON);
+        let mut extra = vec!["--bug", bug, "--nemesis"];
+        extra.extend(nemesis.split_whitespace());
         let (seed, r) = first_invalid(workload, &extra)
             .unwrap_or_else(|| panic!("bug {bug} not caught on {workload} in 20 seeds"));
         assert_external_consistency_caught(&r, bug);

@@ -767,7 +767,10 @@ mod tests {
         let mut o = opts(vec![FaultKind::Crash]);
         o.interval_ns = 300_000_000;
         let s = Schedule::generate(&o, &mut ChaCha8Rng::seed_from_u64(5));
-        assert!(s.faults.windows(2).all(|w| w[0].at_ns <= w[1].at_ns), "sorted");
+        assert!(
+            s.faults.windows(2).all(|w| w[0].at_ns <= w[1].at_ns),
+            "sorted"
+        );
         let kills: Vec<&TimedFault> = s
             .faults
             .iter()
@@ -775,19 +778,26 @@ mod tests {
             .collect();
         assert!(kills.len() > 50);
         for k in &kills {
-            let restart = s.faults.iter().find(|f| {
-                f.at_ns > k.at_ns && matches!(f.fault, Fault::Restart { .. })
-            });
+            let restart = s
+                .faults
+                .iter()
+                .find(|f| f.at_ns > k.at_ns && matches!(f.fault, Fault::Restart { .. }));
             let restart = restart.expect("every crash is followed by a restart");
             assert!(restart.at_ns - k.at_ns <= 400_000_000);
         }
         let primary = kills.iter().filter(|k| {
             matches!(&k.fault, Fault::Kill { nodes } if nodes == &vec![crate::fault::PRIMARY.to_string()])
         });
-        assert!(primary.count() > 10, "about half the cycles target the leader");
-        let whole_cluster = kills.iter().filter(|k| {
-            matches!(&k.fault, Fault::Kill { nodes } if nodes.len() == 5)
-        });
-        assert!(whole_cluster.count() > 0, "some cycles take the whole cluster down");
+        assert!(
+            primary.count() > 10,
+            "about half the cycles target the leader"
+        );
+        let whole_cluster = kills
+            .iter()
+            .filter(|k| matches!(&k.fault, Fault::Kill { nodes } if nodes.len() == 5));
+        assert!(
+            whole_cluster.count() > 0,
+            "some cycles take the whole cluster down"
+        );
     }
 }

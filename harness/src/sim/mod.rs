@@ -524,7 +524,11 @@ impl<'w> Simulator<'w> {
                 self.messages_sent += 1;
                 let fate = self.net.send(&mut self.net_rng);
                 let trace = self.tracing.then(|| {
-                    let kind = envelope.body.get("type").and_then(Value::as_str).unwrap_or("");
+                    let kind = envelope
+                        .body
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     self.messages.push(MessageTrace {
                         sent_ns: self.now,
                         delivered_ns: None,
@@ -726,9 +730,9 @@ impl Simulator<'_> {
         self.nodes
             .iter()
             .filter(|s| {
-                s.node
-                    .as_ref()
-                    .is_some_and(|n| n.state().get("role").and_then(Value::as_str) == Some("leader"))
+                s.node.as_ref().is_some_and(|n| {
+                    n.state().get("role").and_then(Value::as_str) == Some("leader")
+                })
             })
             .map(|s| s.id.clone())
             .collect()

@@ -632,10 +632,12 @@ impl SpannerNode {
             return;
         }
         let now = ctx.monotonic_ns();
+        // A late duplicate for a decided transaction must not take locks nobody will release.
+        let decided = self.shards[s].raft.machine().decision(&txn).is_some();
         let Some(lead) = self.lead_mut(s) else {
             return;
         };
-        if lead.aborted.contains_key(&txn) {
+        if decided || lead.aborted.contains_key(&txn) {
             self.send(from, refuse(None, true));
             return;
         }
