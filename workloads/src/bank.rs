@@ -17,7 +17,8 @@
 //! both, a read reads every account's writer — so timestamp order must explain exactly which
 //! transfer each read saw; stats.
 
-use crate::list_append::{checker_result, commit_ts_extra, stats_checkers};
+use crate::checks::{checker_result, stats_checkers};
+use crate::list_append::commit_ts_extra;
 use crate::outcome::{Completion, Invocation, Outcome, error_completion};
 use crate::{CheckReport, Workload, WorkloadOptions};
 use checkers::bank::{self, BankOptions};

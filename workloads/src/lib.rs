@@ -5,6 +5,7 @@
 //! end a run, and which checkers judge the history.
 
 pub mod bank;
+pub(crate) mod checks;
 pub mod lin_kv;
 pub mod list_append;
 pub mod outcome;

@@ -1,10 +1,11 @@
 //! `lin-kv`: read, write and cas on a few keys with small values (so cas often succeeds),
 //! checked for linearizability with the `kv` model (Jepsen's `independent` convention).
 
+use crate::checks::{checker_result, stats_checkers};
 use crate::outcome::{Completion, Invocation, Outcome, error_completion};
-use crate::{CheckReport, CheckerResult, Workload, WorkloadOptions};
+use crate::{CheckReport, Workload, WorkloadOptions};
 use checkers::linearizability::{self, ModelKind};
-use checkers::{History, OpType, Validity};
+use checkers::{History, OpType};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -92,46 +93,14 @@ impl Workload for LinKv {
     }
 
     fn check(&self, history: &History) -> CheckReport {
-        let mut checkers = Vec::new();
         let mut lin_opts = linearizability::Options::new(ModelKind::Kv);
         lin_opts.time_limit = self.opts.check_time_limit;
-        let lin = match linearizability::check(history, &lin_opts) {
-            Ok(r) => CheckerResult {
-                name: "linearizability".into(),
-                validity: r.validity,
-                explanation: if r.validity == Validity::Valid {
-                    String::new()
-                } else {
-                    r.explain()
-                },
-                result: r.to_json(),
-            },
-            Err(e) => CheckerResult {
-                name: "linearizability".into(),
-                validity: Validity::Unknown,
-                result: json!({"valid": "unknown", "error": e.to_string()}),
-                explanation: format!("the history could not be checked: {e}"),
-            },
-        };
-        checkers.push(lin);
-        let (validity, result) = checkers::stats::stats(history);
-        checkers.push(CheckerResult {
-            name: "stats".into(),
-            validity,
-            explanation: if validity == Validity::Valid {
-                String::new()
-            } else {
-                format!("some functions never succeeded: {}", result["never_ok"])
-            },
-            result,
-        });
-        let (validity, result) = checkers::stats::availability(history, None);
-        checkers.push(CheckerResult {
-            name: "availability".into(),
-            validity,
-            explanation: String::new(),
-            result,
-        });
+        let mut checkers = vec![checker_result(
+            "linearizability",
+            linearizability::check(history, &lin_opts),
+            |r| (r.validity, r.to_json(), r.explain()),
+        )];
+        checkers.extend(stats_checkers(history));
         CheckReport { checkers }
     }
 }

@@ -7,9 +7,10 @@
 //! the Elle-style list-append checker (strict serializability) and by the external-consistency
 //! checker (timestamps against real time, reads against timestamp order).
 
+use crate::checks::{checker_result, stats_checkers};
 use crate::outcome::{Completion, Invocation, Outcome, error_completion};
-use crate::{CheckReport, CheckerResult, Workload, WorkloadOptions};
-use checkers::{History, OpType, Validity, elle, external_consistency};
+use crate::{CheckReport, Workload, WorkloadOptions};
+use checkers::{History, OpType, elle, external_consistency};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
@@ -54,58 +55,6 @@ pub(crate) fn commit_ts_extra(body: &Value) -> Map<String, Value> {
         extra.insert("commit_ts".into(), ts.clone());
     }
     extra
-}
-
-/// A checker's result, or `unknown` when the history could not be checked.
-pub(crate) fn checker_result<R>(
-    name: &str,
-    result: Result<R, checkers::InputError>,
-    summarize: impl FnOnce(&R) -> (Validity, Value, String),
-) -> CheckerResult {
-    match result {
-        Ok(r) => {
-            let (validity, result, explanation) = summarize(&r);
-            CheckerResult {
-                name: name.into(),
-                validity,
-                explanation: if validity == Validity::Valid {
-                    String::new()
-                } else {
-                    explanation
-                },
-                result,
-            }
-        }
-        Err(e) => CheckerResult {
-            name: name.into(),
-            validity: Validity::Unknown,
-            result: json!({"valid": "unknown", "error": e.to_string()}),
-            explanation: format!("the history could not be checked: {e}"),
-        },
-    }
-}
-
-/// The stats and availability checkers every workload ends with.
-pub(crate) fn stats_checkers(history: &History) -> Vec<CheckerResult> {
-    let (validity, result) = checkers::stats::stats(history);
-    let stats = CheckerResult {
-        name: "stats".into(),
-        validity,
-        explanation: if validity == Validity::Valid {
-            String::new()
-        } else {
-            format!("some functions never succeeded: {}", result["never_ok"])
-        },
-        result,
-    };
-    let (validity, result) = checkers::stats::availability(history, None);
-    let availability = CheckerResult {
-        name: "availability".into(),
-        validity,
-        explanation: String::new(),
-        result,
-    };
-    vec![stats, availability]
 }
 
 impl Workload for ListAppend {

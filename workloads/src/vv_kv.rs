@@ -16,10 +16,11 @@
 //! Final reads: after the heal and the quiet period, every key is read through every node (the
 //! request names its coordinator; the node that receives it forwards it there).
 
+use crate::checks::{checker_result, stats_checkers};
 use crate::outcome::{Completion, Invocation, Outcome, error_completion};
-use crate::{CheckReport, CheckerResult, Workload, WorkloadOptions};
+use crate::{CheckReport, Workload, WorkloadOptions};
 use checkers::version_vectors;
-use checkers::{History, OpType, Validity};
+use checkers::{History, OpType};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -183,43 +184,12 @@ impl Workload for VvKv {
     }
 
     fn check(&self, history: &History) -> CheckReport {
-        let mut checkers = Vec::new();
-        checkers.push(match version_vectors::check(history) {
-            Ok(r) => CheckerResult {
-                name: "version-vectors".into(),
-                validity: r.validity,
-                explanation: if r.validity == Validity::Valid {
-                    String::new()
-                } else {
-                    r.explain()
-                },
-                result: r.to_json(),
-            },
-            Err(e) => CheckerResult {
-                name: "version-vectors".into(),
-                validity: Validity::Unknown,
-                result: json!({"valid": "unknown", "error": e.to_string()}),
-                explanation: format!("the history could not be checked: {e}"),
-            },
-        });
-        let (validity, result) = checkers::stats::stats(history);
-        checkers.push(CheckerResult {
-            name: "stats".into(),
-            validity,
-            explanation: if validity == Validity::Valid {
-                String::new()
-            } else {
-                format!("some functions never succeeded: {}", result["never_ok"])
-            },
-            result,
-        });
-        let (validity, result) = checkers::stats::availability(history, None);
-        checkers.push(CheckerResult {
-            name: "availability".into(),
-            validity,
-            explanation: String::new(),
-            result,
-        });
+        let mut checkers = vec![checker_result(
+            "version-vectors",
+            version_vectors::check(history),
+            |r| (r.validity, r.to_json(), r.explain()),
+        )];
+        checkers.extend(stats_checkers(history));
         CheckReport { checkers }
     }
 }
