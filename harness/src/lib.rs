@@ -2,6 +2,7 @@
 
 pub mod check_cmd;
 pub mod cli;
+pub mod client_model;
 pub mod convert_cmd;
 pub mod exit;
 pub mod list_cmd;

@@ -10,6 +10,7 @@
 use super::faults::FaultApplier;
 use super::monotonic_ns;
 use super::progress::{Progress, Snapshot};
+use crate::client_model::{FINAL_READ_ATTEMPTS, Pending, Worker};
 use crate::exit::Failure;
 use crate::recorder::{NewOp, Recorder};
 use crate::sim::SimConfig;
@@ -25,8 +26,6 @@ use tokio::sync::mpsc;
 use workloads::{Invocation, Outcome, Workload};
 
 const SECOND: u64 = 1_000_000_000;
-/// Attempts per final read (as in the simulator).
-const FINAL_READ_ATTEMPTS: u32 = 5;
 /// How often the progress display is refreshed.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -90,19 +89,6 @@ pub fn http_client(concurrency: usize) -> Result<reqwest::Client, Failure> {
         .pool_max_idle_per_host(concurrency.max(1))
         .build()
         .map_err(|e| Failure::internal(format!("building the HTTP client: {e}")))
-}
-
-struct Pending {
-    request: u64,
-    invocation: Invocation,
-    /// For a final read: how many more attempts it gets if this one does not succeed.
-    final_attempts_left: Option<u32>,
-}
-
-struct Worker {
-    process: u64,
-    node: usize,
-    pending: Option<Pending>,
 }
 
 struct Completed {
@@ -364,7 +350,6 @@ impl Conductor<'_, '_> {
     fn complete(&mut self, done: Completed) {
         let now = self.now();
         let concurrency = self.cfg.concurrency as u64;
-        let nodes = self.ids.len();
         let worker = &mut self.workers[done.worker];
         if worker.pending.as_ref().map(|p| p.request) != Some(done.request) {
             return;
@@ -391,28 +376,12 @@ impl Conductor<'_, '_> {
             OpType::Fail => self.counts.fail += 1,
             _ => self.counts.info += 1,
         }
-        if completion.retires_process() {
-            worker.process += concurrency;
-        }
-        // Route the next operation: follow a leader hint, or move on from a node that did not
-        // answer.
-        match &done.result {
-            CallResult::Reply(body) => {
-                if let Some(hint) = body.get("leader").and_then(Value::as_str)
-                    && let Some(idx) = self.ids.iter().position(|id| id == hint)
-                {
-                    worker.node = idx;
-                }
-            }
-            CallResult::Timeout | CallResult::Refused | CallResult::Broken(_) => {
-                worker.node = (worker.node + 1) % nodes.max(1);
-            }
-        }
-        if let Some(left) = pending.final_attempts_left
-            && left > 0
-            && completion.kind != OpType::Ok
-        {
-            self.final_queue.push((pending.invocation, left));
+        let reply = match &done.result {
+            CallResult::Reply(body) => Some(body),
+            CallResult::Timeout | CallResult::Refused | CallResult::Broken(_) => None,
+        };
+        if let Some(retry) = worker.finish(pending, &completion, reply, &self.ids, concurrency) {
+            self.final_queue.push(retry);
         }
         if self.finals_started {
             self.start_final_read(done.worker);

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod network;
 
+use crate::client_model::{FINAL_READ_ATTEMPTS, Pending, Worker};
 use crate::recorder::{NewOp, Recorder};
 use checkers::{OpType, Process};
 use clock::NodeClock;
@@ -187,19 +188,6 @@ struct NodeSlot {
     log: Vec<String>,
 }
 
-struct Pending {
-    request: u64,
-    invocation: Invocation,
-    /// For a final read: how many more attempts it gets if this one does not succeed.
-    final_attempts_left: Option<u32>,
-}
-
-struct Worker {
-    process: u64,
-    node: usize,
-    pending: Option<Pending>,
-}
-
 /// Builds a node from its configuration (normally [`systems::build`] with the system's name).
 pub type NodeFactory = Box<dyn Fn(NodeConfig) -> Result<Box<dyn Node>, String>>;
 
@@ -227,9 +215,6 @@ pub struct Simulator<'w> {
     tracing: bool,
     messages: Vec<MessageTrace>,
 }
-
-/// Attempts per final read (a read can fail with "not leader" and be retried at the leader).
-const FINAL_READ_ATTEMPTS: u32 = 5;
 
 impl<'w> Simulator<'w> {
     /// A simulator of the bundled system `cfg.system`.
@@ -681,25 +666,14 @@ impl<'w> Simulator<'w> {
             node: Some(node_id),
             extra: completion.extra.clone(),
         });
-        if completion.retires_process() {
-            worker.process += self.cfg.concurrency as u64;
-        }
-        // Route the next operation: follow a leader hint, or move on after a timeout.
-        match &outcome {
-            Outcome::Reply(body) => {
-                if let Some(hint) = body.get("leader").and_then(Value::as_str)
-                    && let Some(idx) = self.nodes.iter().position(|s| s.id == hint)
-                {
-                    worker.node = idx;
-                }
-            }
-            Outcome::Timeout => worker.node = (worker.node + 1) % self.nodes.len(),
-        }
-        if let Some(left) = pending.final_attempts_left
-            && left > 0
-            && completion.kind != OpType::Ok
-        {
-            self.final_queue.push((pending.invocation, left));
+        let ids: Vec<String> = self.nodes.iter().map(|s| s.id.clone()).collect();
+        let reply = match &outcome {
+            Outcome::Reply(body) => Some(body),
+            Outcome::Timeout => None,
+        };
+        let concurrency = self.cfg.concurrency as u64;
+        if let Some(retry) = worker.finish(pending, &completion, reply, &ids, concurrency) {
+            self.final_queue.push(retry);
         }
         if self.finals_started {
             self.start_final_read(w);
