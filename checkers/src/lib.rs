@@ -9,6 +9,7 @@ pub mod error;
 pub mod external_consistency;
 pub mod history;
 pub mod linearizability;
+pub mod log_agreement;
 pub mod registry;
 pub mod stats;
 pub mod verdict;

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client_model;
 pub mod convert_cmd;
 pub mod exit;
+pub mod invariants;
 pub mod list_cmd;
 pub mod real;
 pub mod recorder;

@@ -263,7 +263,10 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     let history = recorder.into_history();
 
     let started = Instant::now();
-    let report = workload.check(&history);
+    let mut report = workload.check(&history);
+    report
+        .checkers
+        .extend(crate::invariants::log_agreement(&outcome, real.as_ref()));
     let check_time = started.elapsed();
 
     if let Some(dir) = &run_dir {

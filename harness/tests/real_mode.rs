@@ -193,11 +193,58 @@ fn a_ten_second_run_with_every_fault_is_valid_and_records_every_fault_kind() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("test.json")).unwrap()).unwrap();
     assert_eq!(test_json["mode"], "real");
     assert!(stdout.contains("verdict: VALID"), "{stdout}");
+    // The nodes' own reports of what they applied were read back from their logs and agree.
+    let results_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results_json["log-agreement"]["valid"], true);
+    assert!(results_json["log-agreement"]["indices_checked"].as_u64().unwrap() > 100);
     println!(
         "every fault kind, seed {seed}: {} operations, valid, in {:.1} s",
         history.ops.len(),
         started.elapsed().as_secs_f64()
     );
+    let _ = std::fs::remove_dir_all(&results);
+}
+
+/// `leader-churn` names no node: the process runtime asks the nodes who leads when it applies
+/// each isolation, and records whom it cut off.
+#[test]
+fn leader_churn_isolates_the_node_that_leads_at_that_moment() {
+    let _one = serial();
+    let results = scratch("leader-churn");
+    let extra = [
+        "--time-limit",
+        "4",
+        "--nemesis",
+        "leader-churn",
+        "--nemesis-interval",
+        "0.5",
+        "--quiet",
+        "1",
+        "--seed",
+        "3",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let out = run_verity(&test_args(&extra));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "not valid:\n{stdout}");
+    let history = history_of(&latest_run(&results));
+    let isolated: Vec<usize> = history
+        .ops
+        .iter()
+        .filter(|o| o.f == "start-partition")
+        .map(|o| {
+            assert_eq!(o.value["shape"], "isolate-primary");
+            let grudge = o.value["grudge"].as_object().unwrap();
+            // Exactly one node (the leader) hears nobody; no leader at that moment: no cut.
+            grudge.values().filter(|v| v.as_array().unwrap().len() == 2).count()
+        })
+        .collect();
+    assert!(isolated.len() >= 3, "{isolated:?}");
+    assert!(isolated.iter().all(|&n| n <= 1), "{isolated:?}");
+    assert!(isolated.iter().filter(|&&n| n == 1).count() >= 2, "{isolated:?}");
     let _ = std::fs::remove_dir_all(&results);
 }
 

@@ -78,6 +78,49 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Whether applying this fault needs to know which nodes lead right now.
+    pub fn targets_primary(&self) -> bool {
+        match self {
+            Fault::Kill { nodes } | Fault::Pause { nodes } => nodes.iter().any(|n| n == PRIMARY),
+            Fault::StartPartition { shape, .. } => shape == crate::partition::ISOLATE_PRIMARY,
+            _ => false,
+        }
+    }
+
+    /// This fault with the symbolic `primary` target replaced by `primaries` (the nodes that
+    /// lead at the moment it is applied), out of a cluster of `nodes`. What the runtimes apply
+    /// and record.
+    pub fn resolve_primary(&self, primaries: &[String], nodes: &[String]) -> Fault {
+        let resolve = |targets: &Vec<String>| -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for n in targets {
+                if n == PRIMARY {
+                    out.extend(primaries.iter().cloned());
+                } else {
+                    out.push(n.clone());
+                }
+            }
+            out.sort();
+            out.dedup();
+            out
+        };
+        match self {
+            Fault::Kill { nodes: targets } => Fault::Kill {
+                nodes: resolve(targets),
+            },
+            Fault::Pause { nodes: targets } => Fault::Pause {
+                nodes: resolve(targets),
+            },
+            Fault::StartPartition { shape, .. } if shape == crate::partition::ISOLATE_PRIMARY => {
+                Fault::StartPartition {
+                    shape: shape.clone(),
+                    grudge: crate::partition::isolate(primaries, nodes),
+                }
+            }
+            other => other.clone(),
+        }
+    }
+
     /// The history operation's `f`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -127,5 +170,42 @@ impl Fault {
             }
             Fault::StartLatency { extra_ms } => json!({"extra_ms": extra_ms}),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_primary_target_resolves_to_the_current_leaders() {
+        let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let leaders = vec!["n3".to_string()];
+        let kill = Fault::Kill {
+            nodes: vec![PRIMARY.into(), "n1".into()],
+        };
+        assert!(kill.targets_primary());
+        assert_eq!(
+            kill.resolve_primary(&leaders, &nodes),
+            Fault::Kill {
+                nodes: vec!["n1".into(), "n3".into()]
+            }
+        );
+        let isolate = Fault::StartPartition {
+            shape: crate::partition::ISOLATE_PRIMARY.into(),
+            grudge: Grudge::new(),
+        };
+        let Fault::StartPartition { grudge, .. } = isolate.resolve_primary(&leaders, &nodes) else {
+            unreachable!()
+        };
+        assert_eq!(grudge["n3"].len(), 2);
+        assert!(!Fault::StopPartition.targets_primary());
+        assert_eq!(
+            Fault::Pause {
+                nodes: vec![PRIMARY.into()]
+            }
+            .resolve_primary(&[], &nodes),
+            Fault::Pause { nodes: vec![] }
+        );
     }
 }

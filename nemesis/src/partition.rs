@@ -15,6 +15,22 @@ pub const SHAPES: &[&str] = &[
     "one-way",
 ];
 
+/// A partition shape the runtime resolves when it applies it: the nodes that consider
+/// themselves leader at that moment are cut off from the rest (no leader: no cut).
+pub const ISOLATE_PRIMARY: &str = "isolate-primary";
+
+/// `isolated` cut off from every other node of `nodes`, both ways.
+pub fn isolate(isolated: &[String], nodes: &[String]) -> Grudge {
+    let rest: Vec<String> = nodes
+        .iter()
+        .filter(|n| !isolated.contains(n))
+        .cloned()
+        .collect();
+    let mut g = Grudge::new();
+    cut_between(&mut g, isolated, &rest);
+    g
+}
+
 /// Every node in `a` stops hearing from every node in `b`, and the other way round.
 fn cut_between(grudge: &mut Grudge, a: &[String], b: &[String]) {
     for x in a {
@@ -144,4 +160,17 @@ mod tests {
             assert!(hears(&g, d, bridge[0]));
         }
     }
+
+    #[test]
+    fn isolating_the_leaders_cuts_them_from_the_rest_only() {
+        let ns = nodes(5);
+        let g = isolate(&["n2".to_string()], &ns);
+        assert_eq!(g["n2"].len(), 4);
+        for other in ns.iter().filter(|n| *n != "n2") {
+            assert!(!hears(&g, other, "n2") && !hears(&g, "n2", other));
+            assert!(hears(&g, other, "n1") || other == "n1");
+        }
+        assert!(isolate(&[], &ns).is_empty(), "no leader: no cut");
+    }
+
 }

@@ -26,6 +26,11 @@ pub enum FaultKind {
     /// to catch a node voting twice in one term, or a leader change in the middle of a
     /// replication (Raft's figure 8). Not part of `all`: it leaves no quorum at times.
     Crash,
+    /// Cut the current leader off from everyone, again and again: each cut replaces the last,
+    /// so the previous leader rejoins as the next one is isolated. Leaders that live for tens
+    /// of milliseconds leave entries of many terms on minorities — Raft's figure 8. Not part
+    /// of `all`: with no leader for long stretches, little gets done.
+    LeaderChurn,
 }
 
 impl FaultKind {
@@ -48,6 +53,7 @@ impl FaultKind {
         FaultKind::Loss,
         FaultKind::ClockBeyondEpsilon,
         FaultKind::Crash,
+        FaultKind::LeaderChurn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +65,7 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::ClockBeyondEpsilon => "clock-beyond-epsilon",
             FaultKind::Crash => "crash",
+            FaultKind::LeaderChurn => "leader-churn",
         }
     }
 
@@ -81,6 +88,9 @@ impl FaultKind {
             FaultKind::Crash => {
                 "kill any subset of nodes, up to all, and restart them 5-400 ms later (not in \
                  `all`)"
+            }
+            FaultKind::LeaderChurn => {
+                "isolate whichever node is leader, each cut replacing the last (not in `all`)"
             }
         }
     }
@@ -404,6 +414,17 @@ fn next_fault(
     match kind {
         // Crash cycles come in kill/restart pairs: see `crash_cycle`.
         FaultKind::Crash => None,
+        FaultKind::LeaderChurn => {
+            if active.partitioned && rng.random_bool(0.3) {
+                active.partitioned = false;
+                return Some(Fault::StopPartition);
+            }
+            active.partitioned = true;
+            Some(Fault::StartPartition {
+                shape: partition::ISOLATE_PRIMARY.to_string(),
+                grudge: Default::default(),
+            })
+        }
         FaultKind::Partition => {
             active.partitioned = !active.partitioned;
             if active.partitioned {
@@ -800,4 +821,27 @@ mod tests {
             "some cycles take the whole cluster down"
         );
     }
+
+    #[test]
+    fn leader_churn_isolates_the_primary_again_and_again_with_heals_between() {
+        let mut o = opts(vec![FaultKind::LeaderChurn]);
+        o.interval_ns = 300_000_000;
+        let s = Schedule::generate(&o, &mut ChaCha8Rng::seed_from_u64(9));
+        let before_heal = &s.faults[..s.faults.len() - heal(&o.nodes).len()];
+        let isolations = before_heal
+            .iter()
+            .filter(|f| {
+                matches!(&f.fault, Fault::StartPartition { shape, grudge }
+                    if shape == crate::partition::ISOLATE_PRIMARY && grudge.is_empty())
+            })
+            .count();
+        let heals = before_heal
+            .iter()
+            .filter(|f| f.fault == Fault::StopPartition)
+            .count();
+        assert_eq!(isolations + heals, before_heal.len());
+        assert!(isolations > 3 * heals && heals > 5, "{isolations} / {heals}");
+        assert!(!FaultKind::ALL.contains(&FaultKind::LeaderChurn));
+    }
+
 }

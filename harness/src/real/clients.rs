@@ -190,10 +190,10 @@ pub async fn conduct(
         let faults = faults.clone();
         let timed = schedule.faults.clone();
         tokio::spawn(async move {
-            for (i, timed) in timed.into_iter().enumerate() {
+            for timed in timed {
                 tokio::time::sleep_until(instant_at(epoch_mono_ns, t0 + timed.at_ns)).await;
-                faults.apply(&timed.fault).await;
-                if applied_tx.send((i, monotonic_ns())).is_err() {
+                let applied = faults.apply(&timed.fault).await;
+                if applied_tx.send((applied, monotonic_ns())).is_err() {
                     return;
                 }
             }
@@ -215,8 +215,7 @@ pub async fn conduct(
         let generating = next_generate < time_limit;
         tokio::select! {
             Some(done) = done_rx.recv() => c.complete(done),
-            Some((i, at)) = applied_rx.recv() => {
-                let fault = &schedule.faults[i].fault;
+            Some((fault, at)) = applied_rx.recv() => {
                 c.recorder.record(NewOp {
                     time: at.saturating_sub(epoch_mono_ns),
                     process: Process::Nemesis,

@@ -149,8 +149,35 @@ impl FaultApplier {
         lock(&self.errors).push(text);
     }
 
-    /// Carries out one fault; returns once it is in force.
-    pub async fn apply(&self, fault: &Fault) {
+    /// The running nodes whose state says they lead.
+    async fn primaries(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, id) in self.ids.iter().enumerate() {
+            if !self.supervisor.is_running(i) {
+                continue;
+            }
+            let state = self.supervisor.state(i).await;
+            if state.as_ref().and_then(|s| s.get("role")).and_then(|r| r.as_str()) == Some("leader")
+            {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+
+    /// Carries out one fault; returns once it is in force, with what was done (the symbolic
+    /// `primary` target replaced by the nodes that led at that moment).
+    pub async fn apply(&self, fault: &Fault) -> Fault {
+        let fault = if fault.targets_primary() {
+            fault.resolve_primary(&self.primaries().await, &self.ids)
+        } else {
+            fault.clone()
+        };
+        self.apply_resolved(&fault).await;
+        fault
+    }
+
+    async fn apply_resolved(&self, fault: &Fault) {
         self.relay.log(&format!(
             "nemesis {} {}",
             fault.name(),

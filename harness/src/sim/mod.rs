@@ -714,28 +714,11 @@ impl Simulator<'_> {
 
     /// Replaces the symbolic `primary` target by the nodes it names right now.
     fn resolve_targets(&self, fault: &Fault) -> Fault {
-        let resolve = |nodes: &Vec<String>| -> Vec<String> {
-            let mut out: Vec<String> = Vec::new();
-            for n in nodes {
-                if n == nemesis::fault::PRIMARY {
-                    out.extend(self.primaries());
-                } else {
-                    out.push(n.clone());
-                }
-            }
-            out.sort();
-            out.dedup();
-            out
-        };
-        match fault {
-            Fault::Kill { nodes } => Fault::Kill {
-                nodes: resolve(nodes),
-            },
-            Fault::Pause { nodes } => Fault::Pause {
-                nodes: resolve(nodes),
-            },
-            other => other.clone(),
+        if !fault.targets_primary() {
+            return fault.clone();
         }
+        let all: Vec<String> = self.nodes.iter().map(|s| s.id.clone()).collect();
+        fault.resolve_primary(&self.primaries(), &all)
     }
 
     /// Applies one fault and records it in the history as a nemesis operation.

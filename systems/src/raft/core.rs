@@ -198,6 +198,9 @@ pub struct Raft<M> {
     broadcast_wanted: bool,
     replicate_wanted: bool,
     outbox: Vec<(NodeId, Message)>,
+    /// Entries applied since the last flush, as runs `(from, to, term)`: reported as
+    /// `log-applied` trace events, which the harness's log-agreement checker reads.
+    applied_runs: Vec<(u64, u64, u64)>,
     events: Vec<Event>,
 }
 
@@ -235,6 +238,7 @@ impl<M: StateMachine> Raft<M> {
             broadcast_wanted: false,
             replicate_wanted: false,
             outbox: Vec::new(),
+            applied_runs: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -334,6 +338,7 @@ impl<M: StateMachine> Raft<M> {
         self.leader = None;
         self.commit_index = 0;
         self.last_applied = 0;
+        self.applied_runs.clear();
         self.votes.clear();
         self.progress.clear();
         self.seq = 0;
@@ -845,6 +850,10 @@ impl<M: StateMachine> Raft<M> {
                 break;
             };
             self.last_applied = index;
+            match self.applied_runs.last_mut() {
+                Some((_, to, term)) if *to + 1 == index && *term == entry.term => *to = index,
+                _ => self.applied_runs.push((index, index, entry.term)),
+            }
             if let Some(command) = &entry.command {
                 let result = self.machine.apply(command);
                 self.events.push(Event::Applied {
@@ -925,6 +934,13 @@ impl<M: StateMachine> Raft<M> {
         }
         if wrote {
             ctx.disk_sync();
+        }
+        for (from, to, term) in self.applied_runs.drain(..) {
+            let log = self.config.group.as_deref().unwrap_or("raft");
+            ctx.trace(
+                "log-applied",
+                json!({"log": log, "from": from, "to": to, "term": term}),
+            );
         }
         for (to, message) in self.outbox.drain(..) {
             match &self.config.group {

@@ -60,7 +60,7 @@ pub const INFO: SystemInfo = SystemInfo {
             description: "a new leader commits entries from earlier terms as soon as a \
                           majority stores them (and so skips the no-op that starts its term): \
                           Raft's figure 8, where such an entry can still be overwritten",
-            exposed_by: "crash --nemesis-interval 0.3",
+            exposed_by: "leader-churn --nemesis-interval 0.3",
         },
     ],
 };
