@@ -135,7 +135,9 @@ pub fn check(runs: &[AppliedRun]) -> LogAgreementResult {
     };
     for (position, run) in runs.iter().enumerate() {
         let slots = first_by_index.entry(run.log.as_str()).or_default();
-        let needed = usize::try_from(run.to).unwrap_or(usize::MAX).saturating_add(1);
+        let needed = usize::try_from(run.to)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
         if slots.len() < needed {
             slots.resize(needed, None);
         }
@@ -180,7 +182,9 @@ pub fn parse_line(node: &str, line: &str) -> Result<Option<AppliedRun>, String> 
     AppliedRun::from_trace(node, at, &value)
         .map(Some)
         .ok_or_else(|| {
-            format!("{EVENT} needs \"log\" (string), \"term\" and 1 <= \"from\" <= \"to\" (integers)")
+            format!(
+                "{EVENT} needs \"log\" (string), \"term\" and 1 <= \"from\" <= \"to\" (integers)"
+            )
         })
 }
 
@@ -269,7 +273,10 @@ mod tests {
     fn logs_are_independent() {
         let mut other = run("n2", 1, 1, 9);
         other.log = "group-2".into();
-        assert_eq!(check(&[run("n1", 1, 1, 1), other]).validity, Validity::Valid);
+        assert_eq!(
+            check(&[run("n1", 1, 1, 1), other]).validity,
+            Validity::Valid
+        );
     }
 
     #[test]
@@ -277,7 +284,13 @@ mod tests {
         let text = "10 raft-leader {\"term\":1}\n\
                     12 log-applied {\"log\":\"raft\",\"from\":1,\"to\":2,\"term\":1}\n";
         let runs = parse_node_log("n1", text, "n1.log").unwrap();
-        assert_eq!(runs, vec![AppliedRun { at: "12".into(), ..run("n1", 1, 2, 1) }]);
+        assert_eq!(
+            runs,
+            vec![AppliedRun {
+                at: "12".into(),
+                ..run("n1", 1, 2, 1)
+            }]
+        );
         let bad = "1 x {}\n2 log-applied {\"log\":\"raft\",\"from\":3,\"to\":2,\"term\":1}\n";
         let err = parse_node_log("n1", bad, "n1.log").unwrap_err();
         assert_eq!(err.line, Some(2));

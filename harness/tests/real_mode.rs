@@ -198,7 +198,12 @@ fn a_ten_second_run_with_every_fault_is_valid_and_records_every_fault_kind() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
             .unwrap();
     assert_eq!(results_json["log-agreement"]["valid"], true);
-    assert!(results_json["log-agreement"]["indices_checked"].as_u64().unwrap() > 100);
+    assert!(
+        results_json["log-agreement"]["indices_checked"]
+            .as_u64()
+            .unwrap()
+            > 100
+    );
     println!(
         "every fault kind, seed {seed}: {} operations, valid, in {:.1} s",
         history.ops.len(),
@@ -239,12 +244,18 @@ fn leader_churn_isolates_the_node_that_leads_at_that_moment() {
             assert_eq!(o.value["shape"], "isolate-primary");
             let grudge = o.value["grudge"].as_object().unwrap();
             // Exactly one node (the leader) hears nobody; no leader at that moment: no cut.
-            grudge.values().filter(|v| v.as_array().unwrap().len() == 2).count()
+            grudge
+                .values()
+                .filter(|v| v.as_array().unwrap().len() == 2)
+                .count()
         })
         .collect();
     assert!(isolated.len() >= 3, "{isolated:?}");
     assert!(isolated.iter().all(|&n| n <= 1), "{isolated:?}");
-    assert!(isolated.iter().filter(|&&n| n == 1).count() >= 2, "{isolated:?}");
+    assert!(
+        isolated.iter().filter(|&&n| n == 1).count() >= 2,
+        "{isolated:?}"
+    );
     let _ = std::fs::remove_dir_all(&results);
 }
 
@@ -527,10 +538,12 @@ fn no_node_process_remains_after_the_harness_exits() {
         "--results",
         &marker,
     ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
+    // Two seconds on a loaded machine may leave a function without a single success (`stats`
+    // then says invalid); what matters here is a verdict reached and safety kept.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        matches!(out.status.code(), Some(0..=2)) && stdout.contains("linearizability  valid"),
+        "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(processes_mentioning(&marker), Vec::<i32>::new());

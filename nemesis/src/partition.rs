@@ -172,5 +172,4 @@ mod tests {
         }
         assert!(isolate(&[], &ns).is_empty(), "no leader: no cut");
     }
-
 }

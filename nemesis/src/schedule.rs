@@ -840,8 +840,10 @@ mod tests {
             .filter(|f| f.fault == Fault::StopPartition)
             .count();
         assert_eq!(isolations + heals, before_heal.len());
-        assert!(isolations > 3 * heals && heals > 5, "{isolations} / {heals}");
+        assert!(
+            isolations > 3 * heals && heals > 5,
+            "{isolations} / {heals}"
+        );
         assert!(!FaultKind::ALL.contains(&FaultKind::LeaderChurn));
     }
-
 }

@@ -8,7 +8,10 @@
 
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Node identifiers are short strings: `n1`, `n2`, ...
@@ -29,13 +32,97 @@ pub enum Delay {
     Jitter { min: u64, max: u64 },
 }
 
+/// A peer message body as JSON text: serialized once by [`Context::send`], parsed once by the
+/// receiving node, so no intermediate [`Value`] is built on the hot path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body(String);
+
+impl Body {
+    /// `message` as JSON text (`null` if it cannot be serialized, which our types never do).
+    pub fn of(message: &impl Serialize) -> Body {
+        Body(serde_json::to_string(message).unwrap_or_else(|_| "null".to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_str(&self.0).map_err(|e| e.to_string())
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// The body's `type` (empty if none), for message traces.
+    pub fn kind(&self) -> String {
+        message_kind(&self.0)
+    }
+}
+
+/// The `type` of a JSON message body (empty if none or not JSON), without building a [`Value`].
+pub fn message_kind(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Cow<'a, str>,
+    }
+    serde_json::from_str::<Kind>(body)
+        .map(|k| k.kind.into_owned())
+        .unwrap_or_default()
+}
+
+/// A peer message on the wire, Maelstrom's shape `{"src", "dest", "body"}`: the same bytes in
+/// the simulator and between processes. The body stays JSON text until the receiver parses it.
+#[derive(Debug, serde::Deserialize)]
+pub struct Envelope<'a> {
+    #[serde(borrow)]
+    pub src: Cow<'a, str>,
+    #[serde(borrow)]
+    pub dest: Cow<'a, str>,
+    #[serde(borrow)]
+    pub body: &'a RawValue,
+}
+
+impl<'a> Envelope<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Envelope<'a>, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
+    /// Encodes a message from `src` to `dest`. The body gets the sender's next `msg_id` unless
+    /// it has one (spliced into the text: the body is a JSON object by the node contract).
+    pub fn encode(src: &str, dest: &str, body: &Body, next_msg_id: &mut u64) -> Vec<u8> {
+        let text = body.as_str();
+        let mut out = Vec::with_capacity(text.len() + src.len() + dest.len() + 48);
+        out.extend_from_slice(b"{\"src\":");
+        let _ = serde_json::to_writer(&mut out, src);
+        out.extend_from_slice(b",\"dest\":");
+        let _ = serde_json::to_writer(&mut out, dest);
+        out.extend_from_slice(b",\"body\":");
+        match text.strip_prefix('{') {
+            Some(rest) if !text.contains("\"msg_id\"") => {
+                *next_msg_id += 1;
+                out.extend_from_slice(format!("{{\"msg_id\":{}", next_msg_id).as_bytes());
+                if !rest.trim_start().starts_with('}') {
+                    out.push(b',');
+                }
+                out.extend_from_slice(rest.as_bytes());
+            }
+            _ => out.extend_from_slice(text.as_bytes()),
+        }
+        out.push(b'}');
+        out
+    }
+}
+
 /// Something the node wants the runtime to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// A one-way, unordered, at-most-once datagram to a peer. `body` holds `type` and payload.
     Send {
         dest: NodeId,
-        body: Value,
+        body: Body,
     },
     /// The answer to a client request: see [`crate::protocol`] for the reply shapes.
     Reply {
@@ -158,7 +245,7 @@ impl<'a> Context<'a> {
     }
 
     pub fn send(&mut self, dest: &str, body: &impl Serialize) {
-        let body = serde_json::to_value(body).unwrap_or(Value::Null);
+        let body = Body::of(body);
         self.effects.push(Effect::Send {
             dest: dest.to_string(),
             body,
@@ -229,6 +316,15 @@ pub trait Node {
     /// A message from a peer. `body` is the parsed JSON body (with `type`).
     fn on_message(&mut self, ctx: &mut Context, from: &str, body: Value);
 
+    /// What the runtimes call with a peer message body as JSON text. The default parses it into
+    /// a [`Value`] for [`Node::on_message`] (a body that is not JSON is dropped, like any
+    /// corrupt datagram); a node on a hot path parses its own message types from the text.
+    fn on_message_json(&mut self, ctx: &mut Context, from: &str, body: &str) {
+        if let Ok(value) = serde_json::from_str(body) {
+            self.on_message(ctx, from, value);
+        }
+    }
+
     /// A client request; the node answers it (eventually, or never) with `Context::reply`.
     fn on_client_request(&mut self, ctx: &mut Context, request: RequestId, body: Value);
 
@@ -261,5 +357,37 @@ impl NodeConfig {
             .filter(|n| **n != self.id)
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelopes_carry_the_body_text_and_a_msg_id() {
+        let mut next = 6;
+        let body = Body::of(&json!({"type": "ping", "n": [1, 2]}));
+        let bytes = Envelope::encode("n1", "n\"2", &body, &mut next);
+        assert_eq!(next, 7);
+        let whole: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            whole,
+            json!({"src": "n1", "dest": "n\"2", "body": {"msg_id": 7, "type": "ping", "n": [1, 2]}})
+        );
+        let env = Envelope::parse(&bytes).unwrap();
+        assert_eq!((env.src.as_ref(), env.dest.as_ref()), ("n1", "n\"2"));
+        assert_eq!(message_kind(env.body.get()), "ping");
+        // A body with its own msg_id keeps it; an empty object gets one; garbage is an error.
+        let own = Body::of(&json!({"msg_id": 1, "type": "x"}));
+        let bytes = Envelope::encode("a", "b", &own, &mut next);
+        assert_eq!(next, 7);
+        assert_eq!(Envelope::parse(&bytes).unwrap().body.get(), own.as_str());
+        let empty = Envelope::encode("a", "b", &Body::of(&json!({})), &mut next);
+        let empty: Value = serde_json::from_slice(&empty).unwrap();
+        assert_eq!(empty["body"], json!({"msg_id": 8}));
+        assert!(Envelope::parse(b"{\"src\":1}").is_err());
+        assert_eq!(message_kind("not json"), "");
     }
 }

@@ -157,7 +157,11 @@ impl FaultApplier {
                 continue;
             }
             let state = self.supervisor.state(i).await;
-            if state.as_ref().and_then(|s| s.get("role")).and_then(|r| r.as_str()) == Some("leader")
+            if state
+                .as_ref()
+                .and_then(|s| s.get("role"))
+                .and_then(|r| r.as_str())
+                == Some("leader")
             {
                 out.push(id.clone());
             }

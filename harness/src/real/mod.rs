@@ -28,7 +28,7 @@ use nemesis::Schedule;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use relay::{Relay, RelaySetup, RelayStats};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,14 +37,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use supervisor::{NodeSpec, Supervisor};
 use workloads::Workload;
-
-/// A peer message on the wire (Maelstrom's shape; the same bytes as in the simulator).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Envelope {
-    pub src: String,
-    pub dest: String,
-    pub body: Value,
-}
 
 /// CLOCK_MONOTONIC in ns: one clock for the harness and every node process, so run times agree
 /// across processes and restarts.

@@ -13,7 +13,7 @@
 //! releases the sends and replies, so nothing that followed a sync leaves before it is durable.
 
 use super::disk::DataDir;
-use super::{Envelope, monotonic_ns, unix_now_ns};
+use super::{monotonic_ns, unix_now_ns};
 use crate::exit::Failure;
 use axum::Json;
 use axum::Router;
@@ -32,6 +32,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use systems::node::Envelope;
 use systems::protocol::{self, code};
 use systems::{Clocks, Context, Delay, Effect, Node, NodeConfig, NodeId, TimerKey};
 use tokio::sync::{mpsc, oneshot};
@@ -83,7 +84,8 @@ pub struct NodeArgs {
 enum Inbound {
     Peer {
         from: String,
-        body: Value,
+        /// The body's JSON text: the node parses it.
+        body: String,
     },
     Client {
         body: Value,
@@ -286,13 +288,13 @@ struct ServerState {
 }
 
 async fn peer_message(State(state): State<ServerState>, bytes: Bytes) -> StatusCode {
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
+    let Ok(envelope) = Envelope::parse(&bytes) else {
         return StatusCode::BAD_REQUEST;
     };
     // A full queue drops the datagram, as an overloaded network would.
     let _ = state.tx.try_send(Inbound::Peer {
-        from: envelope.src,
-        body: envelope.body,
+        from: envelope.src.into_owned(),
+        body: envelope.body.get().to_string(),
     });
     StatusCode::ACCEPTED
 }
@@ -433,7 +435,7 @@ impl NodeHost {
     fn handle(&mut self, event: Inbound, batch: &mut Batch) {
         match event {
             Inbound::Peer { from, body } => {
-                self.call(batch, |node, ctx| node.on_message(ctx, &from, body));
+                self.call(batch, |node, ctx| node.on_message_json(ctx, &from, &body));
             }
             Inbound::Client { body, reply } => {
                 self.next_request += 1;
@@ -496,7 +498,7 @@ impl NodeHost {
 
     fn apply(&mut self, effect: Effect, batch: &mut Batch, mono: u64) {
         match effect {
-            Effect::Send { dest, mut body } => {
+            Effect::Send { dest, body } => {
                 let Some(url) = self.peer_urls.get(&dest) else {
                     log_line(&format!(
                         "{:.3} send to unknown node {dest}",
@@ -504,18 +506,7 @@ impl NodeHost {
                     ));
                     return;
                 };
-                if let Some(obj) = body.as_object_mut()
-                    && !obj.contains_key("msg_id")
-                {
-                    self.next_msg_id += 1;
-                    obj.insert("msg_id".into(), Value::from(self.next_msg_id));
-                }
-                let envelope = Envelope {
-                    src: self.id.clone(),
-                    dest,
-                    body,
-                };
-                let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
+                let bytes = Envelope::encode(&self.id, &dest, &body, &mut self.next_msg_id);
                 batch.outputs.push(Output::Send {
                     url: url.clone(),
                     bytes,

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use systems::node::Envelope;
 use systems::{Clocks, Context, Delay, DiskImage, Effect, Node, NodeConfig, TimerKey};
 use workloads::{Invocation, Outcome, Workload};
 
@@ -94,14 +95,6 @@ pub struct SimOutcome {
     pub final_states: BTreeMap<String, Value>,
     /// Every peer message (when tracing is on), in send order.
     pub messages: Vec<MessageTrace>,
-}
-
-/// A peer message on the wire (Maelstrom's shape).
-#[derive(serde::Deserialize, Serialize)]
-struct Envelope {
-    src: String,
-    dest: String,
-    body: Value,
 }
 
 #[derive(Debug, Clone)]
@@ -457,11 +450,13 @@ impl<'w> Simulator<'w> {
             }
         }
         self.messages_delivered += 1;
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) else {
+        let Ok(envelope) = Envelope::parse(bytes) else {
             return;
         };
-        let Envelope { src, body, .. } = envelope;
-        self.call_node(to, |node, ctx| node.on_message(ctx, &src, body));
+        let body = envelope.body.get();
+        self.call_node(to, |node, ctx| {
+            node.on_message_json(ctx, &envelope.src, body)
+        });
     }
 
     /// Runs one handler of node `i` and applies its effects in order.
@@ -487,39 +482,23 @@ impl<'w> Simulator<'w> {
 
     fn apply_effect(&mut self, i: usize, effect: Effect) {
         match effect {
-            Effect::Send { dest, mut body } => {
+            Effect::Send { dest, body } => {
                 let Some(to) = self.nodes.iter().position(|s| s.id == dest) else {
                     let line = format!("{} send to unknown node {dest}", self.now);
                     self.nodes[i].log.push(line);
                     return;
                 };
                 let slot = &mut self.nodes[i];
-                if let Some(obj) = body.as_object_mut()
-                    && !obj.contains_key("msg_id")
-                {
-                    slot.next_msg_id += 1;
-                    obj.insert("msg_id".into(), Value::from(slot.next_msg_id));
-                }
-                let envelope = Envelope {
-                    src: slot.id.clone(),
-                    dest,
-                    body,
-                };
-                let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
+                let bytes = Envelope::encode(&slot.id, &dest, &body, &mut slot.next_msg_id);
                 self.messages_sent += 1;
                 let fate = self.net.send(&mut self.net_rng);
                 let trace = self.tracing.then(|| {
-                    let kind = envelope
-                        .body
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
                     self.messages.push(MessageTrace {
                         sent_ns: self.now,
                         delivered_ns: None,
-                        from: envelope.src.clone(),
-                        to: envelope.dest.clone(),
-                        kind: kind.to_string(),
+                        from: self.nodes[i].id.clone(),
+                        to: dest.clone(),
+                        kind: body.kind(),
                         fate: "lost",
                     });
                     self.messages.len() - 1

@@ -4,7 +4,7 @@
 use super::object::Object;
 use super::ring::Ring;
 use super::server::DynamoNode;
-use crate::node::{Clocks, Context, Delay, DiskImage, Effect, Node, NodeConfig, RequestId};
+use crate::node::{Body, Clocks, Context, Delay, DiskImage, Effect, Node, NodeConfig, RequestId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const MS: u64 = 1_000_000;
 
 enum Action {
-    Deliver { from: usize, body: Value },
+    Deliver { from: usize, body: Body },
     Timer { key: u64, generation: u64 },
     Request { id: RequestId, body: Value },
 }
@@ -176,7 +176,9 @@ impl Cluster {
             match action {
                 Action::Deliver { from, body } => {
                     let from_id = self.ids[from].clone();
-                    self.call(node, |n, ctx| n.on_message(ctx, &from_id, body));
+                    self.call(node, |n, ctx| {
+                        n.on_message_json(ctx, &from_id, body.as_str())
+                    });
                 }
                 Action::Timer { key, generation } => {
                     if self.slots[node].timers.get(&key) == Some(&generation) {

@@ -12,7 +12,7 @@
 //! the events it answers clients from.
 
 use super::log::Log;
-use super::messages::{Append, AppendReply, Entry, Message, RequestVote, Vote};
+use super::messages::{Append, AppendReply, Command, Entry, Message, RequestVote, Vote};
 use super::storage::Storage;
 use crate::node::{Context, Delay, NodeId, TimerKey};
 use serde::Serialize;
@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// What the log replicates. Commands are applied in log order on every replica.
 pub trait StateMachine {
     /// Applies a committed command and returns its result (for a client: the reply body).
-    fn apply(&mut self, command: &Value) -> Value;
+    fn apply(&mut self, command: &Command) -> Value;
 
     /// Forgets everything: the node restarted and will replay its log as entries commit.
     fn reset(&mut self);
@@ -364,11 +364,25 @@ impl<M: StateMachine> Raft<M> {
 
     /// A peer message (any body; malformed ones and strangers are traced and ignored).
     pub fn on_message(&mut self, ctx: &mut Context, from: &str, body: Value) {
+        self.on_parsed_message(ctx, from, Message::parse(body));
+    }
+
+    /// A peer message as JSON text (what the runtimes deliver).
+    pub fn on_message_json(&mut self, ctx: &mut Context, from: &str, body: &str) {
+        self.on_parsed_message(ctx, from, Message::parse_json(body));
+    }
+
+    fn on_parsed_message(
+        &mut self,
+        ctx: &mut Context,
+        from: &str,
+        message: Result<Message, String>,
+    ) {
         if !self.peers.iter().any(|p| p == from) {
             ctx.trace("raft-unknown-sender", json!({"from": from}));
             return;
         }
-        let message = match Message::parse(body) {
+        let message = match message {
             Ok(m) => m,
             Err(error) => {
                 ctx.trace("raft-malformed", json!({"from": from, "error": error}));
@@ -407,7 +421,7 @@ impl<M: StateMachine> Raft<M> {
         if self.role != Role::Leader {
             return Err(self.not_leader());
         }
-        let index = self.append_local(Entry::command(self.term, command));
+        let index = self.append_local(Entry::command(self.term, &command));
         self.replicate_wanted = true;
         // A single-node group commits at once.
         self.advance_commit();

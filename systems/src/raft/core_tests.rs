@@ -13,7 +13,8 @@ struct Recorder {
 }
 
 impl StateMachine for Recorder {
-    fn apply(&mut self, command: &Value) -> Value {
+    fn apply(&mut self, command: &Command) -> Value {
+        let command = &command.to_value();
         self.applied.push(command.clone());
         json!({"applied": self.applied.len()})
     }
@@ -84,7 +85,7 @@ fn sends(effects: &[Effect]) -> Vec<(String, Message)> {
         .iter()
         .filter_map(|e| match e {
             Effect::Send { dest, body } => {
-                Some((dest.clone(), Message::parse(body.clone()).unwrap()))
+                Some((dest.clone(), Message::parse_json(body.as_str()).unwrap()))
             }
             _ => None,
         })
@@ -103,7 +104,7 @@ fn append(term: u64, prev: (u64, u64), entries: &[u64], leader_commit: u64) -> V
         prev_log_term: prev.1,
         entries: entries
             .iter()
-            .map(|&t| Entry::command(t, json!({"term": t})))
+            .map(|&t| Entry::command(t, &json!({"term": t})))
             .collect(),
         leader_commit,
         seq: 1,
@@ -400,7 +401,7 @@ fn a_leader_replicates_proposals_after_syncing_them() {
     assert!(appends.iter().all(|a| {
         a.entries
             .last()
-            .is_some_and(|e| e.command == Some(json!({"x": 1})))
+            .is_some_and(|e| e.command.as_ref().map(Command::to_value) == Some(json!({"x": 1})))
     }));
     // Two acks make a majority with the leader: applied, and the event names the proposal.
     env.run(|ctx| raft.on_message(ctx, "n2", ack(2, 2, 9)));
@@ -522,10 +523,10 @@ fn group_tags_messages_and_timers_are_namespaced() {
     assert!(!raft.owns_timer(0));
     let (owned, effects) = env.run(|ctx| raft.on_timer(ctx, 70));
     assert!(owned);
-    let bodies: Vec<&Value> = effects
+    let bodies: Vec<Value> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Send { body, .. } => Some(body),
+            Effect::Send { body, .. } => Some(body.to_value()),
             _ => None,
         })
         .collect();

@@ -5,6 +5,7 @@
 //! unless the `stale-read` bug is on.
 
 use super::core::{Event, Faults, Raft, RaftConfig, StateMachine};
+use super::messages::Command;
 use crate::node::{Context, Node, NodeConfig, RequestId, TimerKey};
 use crate::protocol::{self, code};
 use serde::Deserialize;
@@ -69,8 +70,8 @@ impl KvMachine {
 }
 
 impl StateMachine for KvMachine {
-    fn apply(&mut self, command: &Value) -> Value {
-        let request = match KvRequest::deserialize(command) {
+    fn apply(&mut self, command: &Command) -> Value {
+        let request = match command.parse::<KvRequest>() {
             Ok(r) => r,
             Err(e) => return protocol::definite_error(code::MALFORMED_REQUEST, e.to_string()),
         };
@@ -190,6 +191,11 @@ impl Node for RaftKv {
 
     fn on_message(&mut self, ctx: &mut Context, from: &str, body: Value) {
         self.raft.on_message(ctx, from, body);
+        self.handle_events(ctx);
+    }
+
+    fn on_message_json(&mut self, ctx: &mut Context, from: &str, body: &str) {
+        self.raft.on_message_json(ctx, from, body);
         self.handle_events(ctx);
     }
 

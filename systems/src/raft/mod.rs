@@ -32,6 +32,7 @@ mod testkit;
 
 pub use self::core::{Event, Faults, NotLeader, Proposal, Raft, RaftConfig, Role, StateMachine};
 pub use kv::{KvMachine, RaftKv};
+pub use messages::Command;
 
 use crate::catalog::{BugInfo, SystemInfo};
 

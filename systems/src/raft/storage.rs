@@ -9,10 +9,9 @@
 //!   or partial one.
 
 use super::log::Log;
-use super::messages::Entry;
+use super::messages::{Command, Entry};
 use crate::node::{Context, NodeId};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Entries per log segment: small enough that rewriting the tail segment per append is cheap.
 pub const SEGMENT_ENTRIES: u64 = 64;
@@ -28,7 +27,7 @@ struct DiskEntryRef<'a> {
     i: u64,
     t: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    c: Option<&'a Value>,
+    c: Option<&'a Command>,
 }
 
 #[derive(Deserialize)]
@@ -36,7 +35,7 @@ struct DiskEntry {
     i: u64,
     t: u64,
     #[serde(default)]
-    c: Option<Value>,
+    c: Option<Command>,
 }
 
 /// What `on_start` finds on disk.
@@ -245,7 +244,7 @@ mod tests {
         terms
             .into_iter()
             .enumerate()
-            .map(|(i, t)| Entry::command(t, json!({"n": i})))
+            .map(|(i, t)| Entry::command(t, &json!({"n": i})))
             .collect()
     }
 

@@ -2,7 +2,7 @@
 //! a fixed delay and directed cuts, timers, disks with staged and synced writes, crashes.
 
 use super::kv::RaftKv;
-use crate::node::{Clocks, Context, Delay, DiskImage, Effect, Node, NodeConfig, RequestId};
+use crate::node::{Body, Clocks, Context, Delay, DiskImage, Effect, Node, NodeConfig, RequestId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -12,7 +12,7 @@ pub const MS: u64 = 1_000_000;
 
 #[derive(Debug)]
 enum Action {
-    Deliver { from: usize, body: Value },
+    Deliver { from: usize, body: Body },
     Timer { key: u64, generation: u64 },
     Request { id: RequestId, body: Value },
 }
@@ -266,7 +266,9 @@ impl Cluster {
             match action {
                 Action::Deliver { from, body } => {
                     let from_id = self.ids[from].clone();
-                    self.run_handler(i, |node, ctx| node.on_message(ctx, &from_id, body));
+                    self.run_handler(i, |node, ctx| {
+                        node.on_message_json(ctx, &from_id, body.as_str())
+                    });
                 }
                 Action::Timer { key, generation } => {
                     if self.slots[i].timers.get(&key) == Some(&generation) {

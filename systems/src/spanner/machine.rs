@@ -6,7 +6,7 @@
 //! transaction reports the decision already made, which is how a coordinator and a leader
 //! resolving an orphaned transaction can never disagree.
 
-use crate::raft::StateMachine;
+use crate::raft::{Command as RaftCommand, StateMachine};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -202,8 +202,8 @@ impl ShardMachine {
 }
 
 impl StateMachine for ShardMachine {
-    fn apply(&mut self, command: &Value) -> Value {
-        let Ok(command) = Command::deserialize(command) else {
+    fn apply(&mut self, command: &RaftCommand) -> Value {
+        let Ok(command) = command.parse::<Command>() else {
             return Value::Null;
         };
         match command {
@@ -247,7 +247,7 @@ mod tests {
     use serde_json::json;
 
     fn apply(m: &mut ShardMachine, c: Command) -> Vec<Applied> {
-        m.apply(&serde_json::to_value(c).unwrap());
+        m.apply(&RaftCommand::new(&serde_json::to_value(c).unwrap()));
         m.take_applied()
     }
 
