@@ -63,6 +63,19 @@ impl Body {
 
 /// The `type` of a JSON message body (empty if none or not JSON), without building a [`Value`].
 pub fn message_kind(body: &str) -> String {
+    // Fast path: bodies serialized from our message types start with `type` (after the
+    // `msg_id` the runtime splices in), so most of the time no scan of the whole body is needed.
+    let mut rest = body.strip_prefix('{').unwrap_or_default();
+    if let Some(after) = rest.strip_prefix("\"msg_id\":") {
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        rest = after[digits..].strip_prefix(',').unwrap_or_default();
+    }
+    if let Some(after) = rest.strip_prefix("\"type\":\"")
+        && let Some(end) = after.find(['"', '\\'])
+        && after.as_bytes()[end] == b'"'
+    {
+        return after[..end].to_string();
+    }
     #[derive(serde::Deserialize)]
     struct Kind<'a> {
         #[serde(rename = "type", borrow, default)]
@@ -389,5 +402,17 @@ mod tests {
         assert_eq!(empty["body"], json!({"msg_id": 8}));
         assert!(Envelope::parse(b"{\"src\":1}").is_err());
         assert_eq!(message_kind("not json"), "");
+        // The fast path and the full parse agree, wherever `type` is.
+        for text in [
+            r#"{"type":"a","x":1}"#,
+            r#"{"msg_id":12,"type":"b"}"#,
+            r#"{"x":{"type":"nested"},"type":"c"}"#,
+            r#"{"type":"d\"e"}"#,
+            r#"{"msg_id":1}"#,
+        ] {
+            let full: Value = serde_json::from_str(text).unwrap();
+            let expected = full["type"].as_str().unwrap_or_default();
+            assert_eq!(message_kind(text), expected, "{text}");
+        }
     }
 }
