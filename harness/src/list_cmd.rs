@@ -20,11 +20,11 @@ pub fn render() -> String {
     }
     out.push_str("workloads:\n");
     for (name, description) in workloads::WORKLOADS {
-        out.push_str(&format!("  {name:<10} {description}\n"));
+        out.push_str(&format!("  {name:<20} {description}\n"));
     }
     out.push_str("nemeses (--nemesis a,b,... | all | none):\n");
     for k in FaultKind::EVERY {
-        out.push_str(&format!("  {:<10} {}\n", k.name(), k.description()));
+        out.push_str(&format!("  {:<20} {}\n", k.name(), k.description()));
     }
     out
 }
