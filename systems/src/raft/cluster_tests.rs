@@ -131,8 +131,10 @@ fn an_isolated_leader_neither_commits_nor_reads_and_steps_down_on_heal() {
     assert_eq!(cluster.replies[&lost_read]["definite"], true);
     cluster.heal();
     cluster.run_for(300 * MS);
-    // The old leader learns the new term and answers its pending write: maybe committed.
-    assert_eq!(cluster.replies[&lost_write]["definite"], false);
+    // The old leader learns the new term, and when it applies the index its write held, finds
+    // the new leader's entry there: the write definitely did not happen.
+    assert_eq!(cluster.replies[&lost_write]["definite"], true);
+    assert_eq!(cluster.replies[&lost_write]["code"], 14);
     assert_eq!(cluster.call(read(1))["value"], 3);
 }
 

@@ -102,11 +102,13 @@ impl RaftConfig {
 /// What happened during a call, for the embedder to act on (answer clients, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A committed command was applied (on every replica, leader or not).
+    /// A committed entry was applied (on every replica, leader or not): `result` is the
+    /// command's, `None` for a leader's no-op (which tells a node whose proposal sat at this
+    /// index that another entry took its place).
     Applied {
         index: u64,
         term: u64,
-        result: Value,
+        result: Option<Value>,
     },
     /// The read registered by [`Raft::read_index`] may now be served from the state machine.
     ReadReady {
@@ -868,14 +870,12 @@ impl<M: StateMachine> Raft<M> {
                 Some((_, to, term)) if *to + 1 == index && *term == entry.term => *to = index,
                 _ => self.applied_runs.push((index, index, entry.term)),
             }
-            if let Some(command) = &entry.command {
-                let result = self.machine.apply(command);
-                self.events.push(Event::Applied {
-                    index,
-                    term: entry.term,
-                    result,
-                });
-            }
+            let result = entry.command.as_ref().map(|c| self.machine.apply(c));
+            self.events.push(Event::Applied {
+                index,
+                term: entry.term,
+                result,
+            });
         }
         self.check_reads();
     }

@@ -410,7 +410,7 @@ fn a_leader_replicates_proposals_after_syncing_them() {
     assert!(events.contains(&Event::Applied {
         index: 2,
         term: 2,
-        result: json!({"applied": 1}),
+        result: Some(json!({"applied": 1})),
     }));
 }
 

@@ -105,7 +105,8 @@ pub struct RaftKv {
     raft: Raft<KvMachine>,
     /// Bug `stale-read`: reads skip the read-index round; any node answers from local state.
     stale_reads: bool,
-    /// Proposed writes by log index: (term proposed in, client request).
+    /// Proposed writes by log index: (term proposed in, client request). Kept across a
+    /// step-down; lost (clients time out) on a crash.
     pending_writes: BTreeMap<u64, (u64, RequestId)>,
     /// Read-index reads by read id: (client request, key).
     pending_reads: BTreeMap<u64, (RequestId, Value)>,
@@ -144,10 +145,15 @@ impl RaftKv {
                     result,
                 } => {
                     if let Some((proposed_term, request)) = self.pending_writes.remove(&index) {
-                        let reply = if proposed_term == term {
+                        // Another entry committed at our index: ours can never commit (an entry
+                        // never moves), so the write definitely did not happen.
+                        let reply = if let (true, Some(result)) = (proposed_term == term, result) {
                             result
                         } else {
-                            protocol::indefinite_error(code::CRASH, "entry replaced")
+                            protocol::definite_error(
+                                code::ABORT,
+                                "another leader's entry committed in its place",
+                            )
                         };
                         ctx.reply(request, reply);
                     }
@@ -169,11 +175,9 @@ impl RaftKv {
                     }
                 }
                 Event::SteppedDown { .. } => {
-                    // Entries we proposed may still commit under the next leader.
-                    for (_, (_, request)) in std::mem::take(&mut self.pending_writes) {
-                        let reply = protocol::indefinite_error(code::CRASH, "leadership lost");
-                        ctx.reply(request, reply);
-                    }
+                    // Entries we proposed may still commit under the next leader: their clients
+                    // keep waiting, and learn the outcome when this node (now a follower)
+                    // applies the index — our entry, or another in its place.
                 }
                 Event::BecameLeader { .. } => {}
             }
