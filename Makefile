@@ -3,7 +3,7 @@ CARGO ?= cargo
 VERITY := target/release/verity
 SEED ?= 1
 
-.PHONY: build test bench check-demo test-raft test-raft-real bench-real test-dynamo test-spanner lint fmt clean
+.PHONY: build test bench check-demo test-raft hunt-raft test-raft-real bench-real test-dynamo test-spanner lint fmt clean
 
 build:
 	$(CARGO) build --release -p harness
@@ -29,6 +29,12 @@ check-demo: build
 # Raft under every fault for 60 simulated seconds; exits non-zero on a violation.
 test-raft: build
 	$(VERITY) test raft --nodes 5 --time-limit 60 --nemesis all --seed $(SEED)
+
+# Regression hunting: Raft under every fault on seeds 1..$(SEEDS) (30 simulated seconds each, on
+# every core); lists failing seeds with their repro command, stores the first few.
+SEEDS ?= 1000
+hunt-raft: build
+	$(VERITY) test raft --nodes 5 --time-limit 30 --nemesis all --seeds 1..$(SEEDS)
 
 # Raft as 3 real processes on loopback for 30 wall-clock seconds: partitions (through the relay),
 # SIGKILL + restart, SIGSTOP/SIGCONT and clock faults; exits non-zero on a violation.

@@ -59,8 +59,9 @@ pub enum ModeArg {
 pub struct TestArgs {
     /// The system under test (see `verity list`).
     pub system: String,
-    #[arg(long, default_value = "lin-kv")]
-    pub workload: String,
+    /// The client workload (default: the system's first, e.g. lin-kv for raft).
+    #[arg(long)]
+    pub workload: Option<String>,
     #[arg(long, value_enum, default_value = "sim")]
     pub mode: ModeArg,
     #[arg(long, default_value_t = 5)]
@@ -87,6 +88,10 @@ pub struct TestArgs {
     /// Master seed (random when omitted; always printed and stored).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Sweep a range of seeds in the simulator: `A..B` (inclusive) or `N` (1..N). Runs them on
+    /// every core, lists the failing ones with their repro command and stores the first few.
+    #[arg(long, value_name = "RANGE", conflicts_with = "seed")]
+    pub seeds: Option<String>,
     /// Switch on a deliberate bug (repeatable); see `verity list`.
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<String>,
@@ -108,9 +113,11 @@ pub struct TestArgs {
     /// TrueTime uncertainty ε in ms.
     #[arg(long, default_value_t = 7.0)]
     pub epsilon_ms: f64,
-    /// The clock nemesis keeps every node's total skew (bumps, strobes, drift) within this, in ms.
-    #[arg(long, default_value_t = 200)]
-    pub clock_max_ms: i64,
+    /// The clock nemesis keeps every node's total skew (bumps, strobes, drift) within this, in
+    /// ms. Default: 200, or ε (`--epsilon-ms`) for systems that assume clocks within ε
+    /// (spanner; break the assumption with `--nemesis clock-beyond-epsilon`).
+    #[arg(long)]
+    pub clock_max_ms: Option<i64>,
     /// Seconds of quiet between the heal and the final reads.
     #[arg(long, default_value_t = 3.0, value_name = "SECS")]
     pub quiet: f64,
@@ -124,6 +131,19 @@ pub struct TestArgs {
     /// or a temporary directory). On a tmpfs, kills stay real but fsync costs nothing.
     #[arg(long, value_name = "DIR")]
     pub data_root: Option<PathBuf>,
+}
+
+impl TestArgs {
+    /// The workload: as given, else the system's first (`verity list` shows them).
+    pub fn workload(&self) -> &str {
+        self.workload.as_deref().unwrap_or_else(|| {
+            systems::systems()
+                .iter()
+                .find(|s| s.name == self.system)
+                .and_then(|s| s.workloads.first().copied())
+                .unwrap_or("lin-kv")
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -13,4 +13,5 @@ pub mod report;
 pub mod run_store;
 pub mod serve;
 pub mod sim;
+pub mod sweep;
 pub mod test_run;

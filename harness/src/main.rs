@@ -42,6 +42,9 @@ fn run(cli: &Cli) -> Result<i32, exit::Failure> {
         Command::Report(args) => harness::report::run_cmd(args),
         Command::Serve(args) => harness::serve::run(args),
         Command::Node(args) => harness::real::node_server::run(args),
+        Command::Test(args) if args.seeds.is_some() => {
+            harness::sweep::run_cmd(args, args.seeds.as_deref().unwrap_or_default())
+        }
         Command::Test(args) => harness::test_run::run(args).map(|run| {
             print!("{}", harness::test_run::summary(&run));
             run.validity().exit_code()

@@ -88,11 +88,11 @@ pub fn sim_config(args: &TestArgs, seed: u64) -> Result<SimConfig, Failure> {
                 names.join(", ")
             ))
         })?;
-    if !info.workloads.contains(&args.workload.as_str()) {
+    if !info.workloads.contains(&args.workload()) {
         return Err(Failure::bad_arguments(format!(
             "system {} does not run workload {:?}; it runs: {}",
             info.name,
-            args.workload,
+            args.workload(),
             info.workloads.join(", ")
         )));
     }
@@ -144,11 +144,24 @@ pub fn sim_config(args: &TestArgs, seed: u64) -> Result<SimConfig, Failure> {
             interval_ns: positive_secs("nemesis-interval", args.nemesis_interval)?,
             duration_ns: time_limit_ns,
             nodes: (1..=args.nodes).map(|i| format!("n{i}")).collect(),
-            clock_max_ms: args.clock_max_ms,
+            clock_max_ms: clock_max_ms(args),
             epsilon_ms: args.epsilon_ms.max(0.0),
         },
     };
     Ok(config)
+}
+
+/// The `clock` nemesis's skew bound: as given, else ε for a system that assumes clocks within
+/// it (a correct system must pass `--nemesis all`), else 200 ms.
+pub fn clock_max_ms(args: &TestArgs) -> i64 {
+    let assumes_epsilon = systems::systems()
+        .iter()
+        .any(|s| s.name == args.system && s.clocks_within_epsilon);
+    args.clock_max_ms.unwrap_or(if assumes_epsilon {
+        (args.epsilon_ms.max(0.0).floor() as i64).max(1)
+    } else {
+        200
+    })
 }
 
 /// The `verity` arguments that reproduce a run exactly.
@@ -158,7 +171,7 @@ pub fn repro_command(args: &TestArgs, seed: u64) -> String {
          --keys {} --nemesis {} --nemesis-interval {} --latency {} --latency-dist {} --loss {} \
          --duplication {} --client-timeout {} --epsilon-ms {} --clock-max-ms {} --quiet {} --seed {seed}",
         args.system,
-        args.workload,
+        args.workload(),
         mode_name(args.mode),
         args.nodes,
         args.time_limit,
@@ -173,7 +186,7 @@ pub fn repro_command(args: &TestArgs, seed: u64) -> String {
         args.duplication,
         args.client_timeout,
         args.epsilon_ms,
-        args.clock_max_ms,
+        clock_max_ms(args),
         args.quiet,
     );
     for bug in &args.bugs {
@@ -199,13 +212,13 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
         ..WorkloadOptions::default()
     };
     let mut workload =
-        workloads::build(&args.workload, &workload_opts).map_err(Failure::bad_arguments)?;
+        workloads::build(args.workload(), &workload_opts).map_err(Failure::bad_arguments)?;
     let repro = repro_command(args, seed);
     let run_dir = if args.no_store {
         None
     } else {
         Some(
-            RunDir::create(&args.results, &args.system, &args.workload).map_err(|e| {
+            RunDir::create(&args.results, &args.system, args.workload()).map_err(|e| {
                 Failure::internal(format!(
                     "cannot create a run directory under {}: {e}",
                     args.results.display()
@@ -217,7 +230,7 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
         Some(dir) => {
             let mut test_json = serde_json::to_value(&config).unwrap_or(Value::Null);
             if let Some(obj) = test_json.as_object_mut() {
-                obj.insert("workload".into(), json!(args.workload));
+                obj.insert("workload".into(), json!(args.workload()));
                 obj.insert("keys".into(), json!(args.keys));
                 obj.insert("mode".into(), json!(mode_name(args.mode)));
                 obj.insert("git_commit".into(), json!(git_commit()));
@@ -285,7 +298,7 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     }
     Ok(TestRun {
         config,
-        workload: args.workload.clone(),
+        workload: args.workload().to_string(),
         history,
         report,
         outcome,

@@ -279,3 +279,29 @@ fn completions_carry_commit_timestamps_and_read_only_transactions_take_no_locks(
         assert_eq!(state["shards"].as_array().map(Vec::len), Some(3));
     }
 }
+
+/// Spanner is correct only while clocks stay within ε, so that is the `clock` nemesis's default
+/// bound for it (a plain `--nemesis all` run of the correct system must pass); other systems get
+/// 200 ms, and an explicit `--clock-max-ms` always wins.
+#[test]
+fn the_clock_nemesis_defaults_to_epsilon_for_spanner_only() {
+    let bound = |a: &TestArgs| test_run::sim_config(a, 1).unwrap().nemesis.clock_max_ms;
+    assert_eq!(bound(&args(&[])), 7);
+    assert_eq!(bound(&args(&["--epsilon-ms", "12"])), 12);
+    assert_eq!(bound(&args(&["--clock-max-ms", "50"])), 50);
+    let raft = match Cli::parse_from(["verity", "test", "raft"]).command {
+        Command::Test(a) => a,
+        _ => unreachable!(),
+    };
+    assert_eq!(bound(&raft), 200);
+    assert!(test_run::repro_command(&args(&[]), 1).contains("--clock-max-ms 7"));
+    let r = run(&[
+        "--workload",
+        "list-append",
+        "--nemesis",
+        "all",
+        "--seed",
+        "7",
+    ]);
+    assert_eq!(r.validity(), Validity::Valid, "{}", test_run::summary(&r));
+}

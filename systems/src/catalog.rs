@@ -18,6 +18,10 @@ pub struct SystemInfo {
     pub description: &'static str,
     pub workloads: &'static [&'static str],
     pub bugs: &'static [BugInfo],
+    /// The system is correct only while every clock is within TrueTime's ε of true time (as
+    /// Spanner): the `clock` nemesis then keeps skews within ε unless told otherwise, and
+    /// `clock-beyond-epsilon` is how to break the assumption on purpose.
+    pub clocks_within_epsilon: bool,
 }
 
 /// Every bundled system.

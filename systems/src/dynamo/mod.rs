@@ -58,4 +58,5 @@ pub const INFO: SystemInfo = SystemInfo {
             exposed_by: "partition",
         },
     ],
+    clocks_within_epsilon: false,
 };

@@ -64,4 +64,5 @@ pub const INFO: SystemInfo = SystemInfo {
             exposed_by: "leader-churn --nemesis-interval 0.3",
         },
     ],
+    clocks_within_epsilon: false,
 };

@@ -94,6 +94,7 @@ pub const INFO: SystemInfo = SystemInfo {
             exposed_by: "none",
         },
     ],
+    clocks_within_epsilon: true,
 };
 
 #[cfg(test)]
