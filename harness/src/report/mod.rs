@@ -159,7 +159,19 @@ fn checker_summary(name: &str, r: &Value) -> String {
     if let Some(anomalies) = r.get("anomaly_types") {
         return format!("anomalies: {}", data::compact(anomalies));
     }
-    String::new()
+    if r.get("indices_checked").is_some() {
+        return match r.get("explanation").and_then(Value::as_str) {
+            Some(e) => format!("{e} ({} disagreeing indices)", r["disagreement_count"]),
+            None => format!(
+                "{} log indices applied; every replica applied the same entry at each ({} reports)",
+                r["indices_checked"], r["reports"]
+            ),
+        };
+    }
+    r.get("explanation")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The checkers in a results object, in order.
@@ -567,5 +579,17 @@ mod tests {
         let err = read_history(&path).unwrap_err().to_string();
         assert!(err.contains(":1"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_verdict_table_explains_log_agreement() {
+        let valid = serde_json::json!({"valid": true, "indices_checked": 40, "reports": 9,
+                                        "disagreement_count": 0, "disagreements": []});
+        assert!(checker_summary("log-agreement", &valid).contains("40 log indices"));
+        let invalid = serde_json::json!({"valid": false, "indices_checked": 40, "reports": 9,
+                                          "disagreement_count": 3, "disagreements": [],
+                                          "explanation": "log \"raft\" index 7: ..."});
+        let text = checker_summary("log-agreement", &invalid);
+        assert!(text.starts_with("log \"raft\" index 7") && text.contains("3 disagreeing"));
     }
 }
