@@ -2,43 +2,29 @@
 //! (with siblings appearing and being resolved), and every bug caught by the version-vector
 //! checker with the nemesis that exposes it.
 
+mod support;
+
 use checkers::Validity;
-use clap::Parser;
-use harness::cli::{Cli, Command, TestArgs};
+use harness::cli::TestArgs;
 use harness::test_run::{self, TestRun};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use support::{checker, history_bytes, run_test};
 
 /// Simulated seconds of load per run: enough for a few partitions, cheap enough for 50 seeds.
 const TIME_LIMIT: &str = "20";
 
 fn args(extra: &[&str]) -> TestArgs {
-    let mut argv = vec!["verity", "test", "dynamo", "--workload", "vv-kv"];
-    argv.extend_from_slice(extra);
-    match Cli::parse_from(argv).command {
-        Command::Test(a) => a,
-        _ => unreachable!(),
-    }
+    support::test_args(&[&["dynamo", "--workload", "vv-kv"], extra].concat())
 }
 
 fn run(extra: &[&str]) -> TestRun {
-    test_run::run(&args(extra)).unwrap_or_else(|f| panic!("run failed: {}", f.message))
-}
-
-fn history_bytes(run: &TestRun) -> Vec<u8> {
-    let mut out = Vec::new();
-    checkers::history::jsonl::write(&run.history, &mut out).unwrap();
-    out
+    run_test(&args(extra))
 }
 
 /// The version-vector checker's result document.
 fn vv_result(run: &TestRun) -> &Value {
-    &run.report
-        .checkers
-        .iter()
-        .find(|c| c.name == "version-vectors")
-        .expect("vv-kv runs the version-vector checker")
-        .result
+    &checker(run, "version-vectors").result
 }
 
 #[test]

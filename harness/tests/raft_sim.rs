@@ -1,35 +1,18 @@
 //! Raft in the simulator: determinism, validity under every fault, and every bug caught.
 
+mod support;
+
 use checkers::Validity;
-use clap::Parser;
-use harness::cli::{Cli, Command, TestArgs};
+use harness::cli::TestArgs;
 use harness::test_run::{self, TestRun};
+use support::{checker, history_bytes, run_test};
 
 fn args(extra: &[&str]) -> TestArgs {
-    let mut argv = vec!["verity", "test", "raft"];
-    argv.extend_from_slice(extra);
-    match Cli::parse_from(argv).command {
-        Command::Test(a) => a,
-        _ => unreachable!(),
-    }
+    support::test_args(&[&["raft"], extra].concat())
 }
 
 fn run(extra: &[&str]) -> TestRun {
-    test_run::run(&args(extra)).unwrap_or_else(|f| panic!("run failed: {}", f.message))
-}
-
-fn checker<'a>(run: &'a TestRun, name: &str) -> &'a workloads::CheckerResult {
-    run.report
-        .checkers
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no {name} checker in the report"))
-}
-
-fn history_bytes(run: &TestRun) -> Vec<u8> {
-    let mut out = Vec::new();
-    checkers::history::jsonl::write(&run.history, &mut out).unwrap();
-    out
+    run_test(&args(extra))
 }
 
 #[test]
@@ -188,28 +171,25 @@ fn commit_old_term_bug_is_caught() {
 
 #[test]
 fn correct_raft_survives_leader_churn() {
-    for seed in 1..=10u64 {
-        let seed_s = seed.to_string();
-        let r = run(&[
-            "--seed",
-            &seed_s,
-            "--time-limit",
-            "30",
-            "--nemesis",
-            "leader-churn",
-            "--nemesis-interval",
-            "0.3",
-            "--no-store",
-        ]);
-        assert_eq!(
-            r.validity(),
-            Validity::Valid,
-            "seed {seed}:\n{}",
-            test_run::summary(&r)
-        );
-        let agreement = checker(&r, "log-agreement");
-        assert!(agreement.result["indices_checked"].as_u64().unwrap() > 50);
-    }
+    let churn = [
+        "--time-limit",
+        "30",
+        "--nemesis",
+        "leader-churn",
+        "--nemesis-interval",
+        "0.3",
+        "--no-store",
+    ];
+    let swept = harness::sweep::run(&args(&churn), 1..=10, |r| {
+        panic!("seed {} is {}: {:?}", r.seed, r.validity, r.failing)
+    })
+    .unwrap();
+    assert_eq!(swept.validity(), Validity::Valid);
+    let mut one = churn.to_vec();
+    one.extend(["--seed", "1"]);
+    let r = run(&one);
+    let agreement = checker(&r, "log-agreement");
+    assert!(agreement.result["indices_checked"].as_u64().unwrap() > 50);
 }
 
 #[test]
@@ -239,14 +219,10 @@ fn a_stored_run_has_every_file_and_reproduces() {
     // The stored history is the recorded one, and the repro command reproduces it.
     let stored = checkers::History::read(&run_dir.join("history.jsonl"), None).unwrap();
     assert_eq!(stored, r.history);
-    let repro: Vec<String> = r.repro.split_whitespace().map(String::from).collect();
-    let mut argv = vec!["verity".to_string()];
-    argv.extend(repro);
-    argv.push("--no-store".into());
-    let Command::Test(again) = Cli::parse_from(argv).command else {
-        unreachable!()
-    };
-    let again = test_run::run(&again).unwrap_or_else(|f| panic!("{}", f.message));
+    let mut repro: Vec<&str> = r.repro.split_whitespace().collect();
+    assert_eq!(repro.remove(0), "test");
+    repro.push("--no-store");
+    let again = run_test(&support::test_args(&repro));
     assert_eq!(history_bytes(&again), history_bytes(&r));
     let _ = std::fs::remove_dir_all(&dir);
 }

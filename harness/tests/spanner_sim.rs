@@ -4,12 +4,14 @@
 //!
 //! Figures are printed; run with `--nocapture` to see them.
 
+mod support;
+
 use checkers::{OpType, Validity};
-use clap::Parser;
-use harness::cli::{Cli, Command, TestArgs};
+use harness::cli::TestArgs;
 use harness::test_run::{self, TestRun};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use support::{checker, history_bytes, run_test};
 
 /// Simulated seconds of load per run.
 const TIME_LIMIT: &str = "20";
@@ -18,17 +20,12 @@ const TIME_LIMIT: &str = "20";
 const WITHIN_EPSILON: [&str; 4] = ["--clock-max-ms", "7", "--nemesis-interval", "2"];
 
 fn args(extra: &[&str]) -> TestArgs {
-    let mut argv = vec!["verity", "test", "spanner", "--time-limit", TIME_LIMIT];
-    argv.extend_from_slice(extra);
-    argv.push("--no-store");
-    match Cli::parse_from(argv).command {
-        Command::Test(a) => a,
-        _ => unreachable!(),
-    }
+    let base = ["spanner", "--time-limit", TIME_LIMIT];
+    support::test_args(&[&base[..], extra, &["--no-store"]].concat())
 }
 
 fn run(extra: &[&str]) -> TestRun {
-    test_run::run(&args(extra)).unwrap_or_else(|f| panic!("run failed: {}", f.message))
+    run_test(&args(extra))
 }
 
 fn run_seed(workload: &str, seed: u64, extra: &[&str]) -> TestRun {
@@ -36,20 +33,6 @@ fn run_seed(workload: &str, seed: u64, extra: &[&str]) -> TestRun {
     let mut all = vec!["--workload", workload, "--seed", &seed];
     all.extend_from_slice(extra);
     run(&all)
-}
-
-fn history_bytes(run: &TestRun) -> Vec<u8> {
-    let mut out = Vec::new();
-    checkers::history::jsonl::write(&run.history, &mut out).unwrap();
-    out
-}
-
-fn checker<'a>(run: &'a TestRun, name: &str) -> &'a workloads::CheckerResult {
-    run.report
-        .checkers
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no {name} checker"))
 }
 
 /// Commit waits over every node: (count, mean ms from timestamp choice to release, mean ms
@@ -289,10 +272,7 @@ fn the_clock_nemesis_defaults_to_epsilon_for_spanner_only() {
     assert_eq!(bound(&args(&[])), 7);
     assert_eq!(bound(&args(&["--epsilon-ms", "12"])), 12);
     assert_eq!(bound(&args(&["--clock-max-ms", "50"])), 50);
-    let raft = match Cli::parse_from(["verity", "test", "raft"]).command {
-        Command::Test(a) => a,
-        _ => unreachable!(),
-    };
+    let raft = support::test_args(&["raft"]);
     assert_eq!(bound(&raft), 200);
     assert!(test_run::repro_command(&args(&[]), 1).contains("--clock-max-ms 7"));
     let r = run(&[

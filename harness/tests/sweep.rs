@@ -1,17 +1,13 @@
 //! `verity test ... --seeds RANGE`: regression hunting over many seeds.
 
+mod support;
+
 use checkers::Validity;
-use clap::Parser;
-use harness::cli::{Cli, Command, TestArgs};
+use harness::cli::TestArgs;
 use harness::{sweep, test_run};
 
 fn args(extra: &[&str]) -> TestArgs {
-    let mut argv = vec!["verity", "test", "raft", "--time-limit", "10"];
-    argv.extend_from_slice(extra);
-    match Cli::parse_from(argv).command {
-        Command::Test(a) => a,
-        _ => unreachable!(),
-    }
+    support::test_args(&[&["raft", "--time-limit", "10"], extra].concat())
 }
 
 #[test]
