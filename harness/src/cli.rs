@@ -88,6 +88,14 @@ pub struct TestArgs {
     /// Master seed (random when omitted; always printed and stored).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Replay this fault schedule (JSON, as a run's `schedule.json`) instead of generating one
+    /// from the seed; the seed still drives the network, the workload and the nodes.
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
+    /// When the run is invalid, shrink its fault schedule to a minimal one that still fails
+    /// (simulator only), and store that run too.
+    #[arg(long)]
+    pub shrink: bool,
     /// Sweep a range of seeds in the simulator: `A..B` (inclusive) or `N` (1..N). Runs them on
     /// every core, lists the failing ones with their repro command and stores the first few.
     #[arg(long, value_name = "RANGE", conflicts_with = "seed")]

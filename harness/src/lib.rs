@@ -12,6 +12,7 @@ pub mod recorder;
 pub mod report;
 pub mod run_store;
 pub mod serve;
+pub mod shrink;
 pub mod sim;
 pub mod sweep;
 pub mod test_run;

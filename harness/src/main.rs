@@ -42,6 +42,7 @@ fn run(cli: &Cli) -> Result<i32, exit::Failure> {
         Command::Report(args) => harness::report::run_cmd(args),
         Command::Serve(args) => harness::serve::run(args),
         Command::Node(args) => harness::real::node_server::run(args),
+        Command::Test(args) if args.shrink => harness::shrink::run_cmd(args),
         Command::Test(args) if args.seeds.is_some() => {
             harness::sweep::run_cmd(args, args.seeds.as_deref().unwrap_or_default())
         }

@@ -6,7 +6,7 @@ use crate::recorder::Recorder;
 use crate::run_store::{RunDir, git_commit};
 use crate::sim::{SimConfig, SimOutcome, Simulator};
 use checkers::{History, OpType, Validity};
-use nemesis::{FaultKind, ScheduleOptions};
+use nemesis::{FaultKind, Schedule, ScheduleOptions};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -164,6 +164,11 @@ pub fn clock_max_ms(args: &TestArgs) -> i64 {
     })
 }
 
+/// A repro command that replays the schedule at `path` (the seed alone no longer gives it).
+fn repro_with_schedule(repro: &str, path: &std::path::Path) -> String {
+    format!("{repro} --schedule {}", path.display())
+}
+
 /// The `verity` arguments that reproduce a run exactly.
 pub fn repro_command(args: &TestArgs, seed: u64) -> String {
     let mut cmd = format!(
@@ -204,6 +209,41 @@ fn mode_name(mode: ModeArg) -> &'static str {
 
 /// Runs one test in the simulator or with real processes; stores it unless `--no-store`.
 pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
+    let schedule = match &args.schedule {
+        Some(path) => Some(read_schedule(path)?),
+        None => None,
+    };
+    run_with_schedule(args, schedule)
+}
+
+/// Reads a fault schedule (a run's `schedule.json`); errors name the file and what is wrong.
+pub fn read_schedule(path: &std::path::Path) -> Result<Schedule, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::bad_arguments(format!("--schedule {}: {e}", path.display())))?;
+    let schedule: Schedule = serde_json::from_str(&text).map_err(|e| {
+        Failure::bad_arguments(format!(
+            "--schedule {}:{}: not a fault schedule: {e}",
+            path.display(),
+            e.line()
+        ))
+    })?;
+    if schedule.faults.windows(2).any(|w| w[0].at_ns > w[1].at_ns) {
+        return Err(Failure::bad_arguments(format!(
+            "--schedule {}: faults must be in time order (\"at_ns\")",
+            path.display()
+        )));
+    }
+    Ok(schedule)
+}
+
+/// [`run`], replaying `schedule` (when given) instead of generating one from the seed. A stored
+/// run keeps the schedule it used in `schedule.json`; a replayed one's repro command names it.
+pub fn run_with_schedule(args: &TestArgs, schedule: Option<Schedule>) -> Result<TestRun, Failure> {
+    if schedule.is_some() && args.mode == ModeArg::Real {
+        return Err(Failure::bad_arguments(
+            "--schedule and --shrink are for the simulator (--mode sim)",
+        ));
+    }
     let seed = args.seed.unwrap_or_else(random_seed);
     let config = sim_config(args, seed)?;
     let workload_opts = WorkloadOptions {
@@ -213,7 +253,7 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     };
     let mut workload =
         workloads::build(args.workload(), &workload_opts).map_err(Failure::bad_arguments)?;
-    let repro = repro_command(args, seed);
+    let mut repro = repro_command(args, seed);
     let run_dir = if args.no_store {
         None
     } else {
@@ -226,6 +266,19 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
             })?,
         )
     };
+    // The schedule the run uses, as data: replayed as given, or the seed's.
+    let used_schedule = schedule
+        .clone()
+        .unwrap_or_else(|| crate::real::schedule_for(&config));
+    if let Some(dir) = &run_dir {
+        dir.write_json("schedule.json", &json!(used_schedule))
+            .map_err(|e| Failure::internal(format!("writing schedule.json: {e}")))?;
+        if schedule.is_some() {
+            repro = repro_with_schedule(&repro, &dir.file("schedule.json"));
+        }
+    } else if let Some(path) = &args.schedule {
+        repro = repro_with_schedule(&repro, path);
+    }
     let recorder = match &run_dir {
         Some(dir) => {
             let mut test_json = serde_json::to_value(&config).unwrap_or(Value::Null);
@@ -251,6 +304,9 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
         ModeArg::Sim => {
             let mut sim = Simulator::new(config.clone(), workload.as_mut(), recorder)
                 .map_err(Failure::bad_arguments)?;
+            if let Some(schedule) = schedule {
+                sim = sim.with_schedule(schedule);
+            }
             if run_dir.is_some() {
                 sim = sim.with_message_trace();
             }
@@ -311,7 +367,7 @@ pub fn run(args: &TestArgs) -> Result<TestRun, Failure> {
     })
 }
 
-fn random_seed() -> u64 {
+pub fn random_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

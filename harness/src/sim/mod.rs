@@ -302,6 +302,13 @@ impl<'w> Simulator<'w> {
         &self.schedule
     }
 
+    /// Replays `schedule` instead of the one generated from the seed (a recorded or shrunk
+    /// schedule). The other random streams stay the seed's.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
     fn push(&mut self, at: u64, event: Event) {
         self.seq += 1;
         self.queue.push(Reverse(Scheduled {
