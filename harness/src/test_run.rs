@@ -420,6 +420,14 @@ pub fn summary(run: &TestRun) -> String {
             fault_list.join(", ")
         }
     ));
+    let width = run
+        .report
+        .checkers
+        .iter()
+        .map(|c| c.name.len() + 1)
+        .max()
+        .unwrap_or(0)
+        .max(16);
     for c in &run.report.checkers {
         let note = match c.name.as_str() {
             "availability" => format!(
@@ -429,7 +437,7 @@ pub fn summary(run: &TestRun) -> String {
             _ => String::new(),
         };
         out.push_str(&format!(
-            "  {:<16} {:<8} {note}\n",
+            "  {:<width$} {:<8} {note}\n",
             c.name,
             c.validity.as_str()
         ));
