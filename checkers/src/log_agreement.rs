@@ -188,22 +188,34 @@ pub fn parse_line(node: &str, line: &str) -> Result<Option<AppliedRun>, String> 
         })
 }
 
-/// Parses one node's log for [`EVENT`] reports; a malformed report is an error naming the file
-/// and line.
-pub fn parse_node_log(node: &str, text: &str, source: &str) -> Result<Vec<AppliedRun>, InputError> {
-    let mut runs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if let Some(run) =
-            parse_line(node, line).map_err(|why| InputError::new(source, Some(n + 1), why))?
-        {
-            runs.push(run);
-        }
-    }
-    Ok(runs)
+/// The reports found in node logs, and the lines that looked like reports but were not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeLogReports {
+    pub runs: Vec<AppliedRun>,
+    /// Malformed report lines, each naming its file and line. A process killed in the middle of
+    /// writing a line leaves a torn one, so these are reported, not fatal: the check stays
+    /// sound on the reports that were whole.
+    pub malformed: Vec<InputError>,
 }
 
-/// Reads every `<node>.log` in a `node-logs/` directory, in name order.
-pub fn read_node_logs(dir: &Path) -> Result<Vec<AppliedRun>, InputError> {
+/// Parses one node's log for [`EVENT`] reports.
+pub fn parse_node_log(node: &str, text: &str, source: &str) -> NodeLogReports {
+    let mut reports = NodeLogReports::default();
+    for (n, line) in text.lines().enumerate() {
+        match parse_line(node, line) {
+            Ok(Some(run)) => reports.runs.push(run),
+            Ok(None) => {}
+            Err(why) => reports
+                .malformed
+                .push(InputError::new(source, Some(n + 1), why)),
+        }
+    }
+    reports
+}
+
+/// Reads every `<node>.log` in a `node-logs/` directory, in name order; an unreadable
+/// directory or file is an error.
+pub fn read_node_logs(dir: &Path) -> Result<NodeLogReports, InputError> {
     let source = dir.display().to_string();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| InputError::new(&source, None, format!("cannot read the directory: {e}")))?;
@@ -213,7 +225,7 @@ pub fn read_node_logs(dir: &Path) -> Result<Vec<AppliedRun>, InputError> {
         .filter(|p| p.extension().is_some_and(|x| x == "log"))
         .collect();
     files.sort();
-    let mut runs = Vec::new();
+    let mut reports = NodeLogReports::default();
     for file in files {
         let node = file
             .file_stem()
@@ -222,9 +234,11 @@ pub fn read_node_logs(dir: &Path) -> Result<Vec<AppliedRun>, InputError> {
         let source = file.display().to_string();
         let text = std::fs::read_to_string(&file)
             .map_err(|e| InputError::new(&source, None, format!("cannot read: {e}")))?;
-        runs.extend(parse_node_log(&node, &text, &source)?);
+        let found = parse_node_log(&node, &text, &source);
+        reports.runs.extend(found.runs);
+        reports.malformed.extend(found.malformed);
     }
-    Ok(runs)
+    Ok(reports)
 }
 
 #[cfg(test)]
@@ -283,18 +297,24 @@ mod tests {
     fn node_logs_parse_and_malformed_reports_name_their_line() {
         let text = "10 raft-leader {\"term\":1}\n\
                     12 log-applied {\"log\":\"raft\",\"from\":1,\"to\":2,\"term\":1}\n";
-        let runs = parse_node_log("n1", text, "n1.log").unwrap();
+        let found = parse_node_log("n1", text, "n1.log");
         assert_eq!(
-            runs,
+            found.runs,
             vec![AppliedRun {
                 at: "12".into(),
                 ..run("n1", 1, 2, 1)
             }]
         );
-        let bad = "1 x {}\n2 log-applied {\"log\":\"raft\",\"from\":3,\"to\":2,\"term\":1}\n";
-        let err = parse_node_log("n1", bad, "n1.log").unwrap_err();
-        assert_eq!(err.line, Some(2));
-        assert!(err.to_string().contains("n1.log"), "{err}");
-        assert!(parse_node_log("n1", "3 log-applied {oops\n", "n1.log").is_err());
+        assert!(found.malformed.is_empty());
+        // A torn or wrong report is kept aside, naming its file and line; the others count.
+        let bad = "1 x {}\n\
+                   2 log-applied {\"log\":\"raft\",\"from\":3,\"to\":2,\"term\":1}\n\
+                   3 log-applied {\"log\":\"ra\n\
+                   4 log-applied {\"log\":\"raft\",\"from\":1,\"to\":1,\"term\":2}\n";
+        let found = parse_node_log("n1", bad, "n1.log");
+        assert_eq!(found.runs.len(), 1);
+        let lines: Vec<_> = found.malformed.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![Some(2), Some(3)]);
+        assert!(found.malformed[0].to_string().contains("n1.log:2"));
     }
 }

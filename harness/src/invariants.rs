@@ -4,21 +4,27 @@
 use crate::real::RealReport;
 use crate::sim::SimOutcome;
 use checkers::Validity;
-use checkers::log_agreement::{self, AppliedRun};
+use checkers::log_agreement::{self, NodeLogReports};
 use serde_json::json;
 use workloads::CheckerResult;
+
+/// How many malformed report lines are quoted in the result (all are counted).
+const MALFORMED_QUOTED: usize = 3;
 
 /// The log-agreement check, when the system reports applied log entries (`log-applied`); `None`
 /// for systems that do not.
 pub fn log_agreement(outcome: &SimOutcome, real: Option<&RealReport>) -> Option<CheckerResult> {
-    let runs = match real {
-        // The process runtime's nodes wrote their logs to files.
-        Some(report) => log_agreement::read_node_logs(&report.work_dir.join("node-logs")),
-        None => in_memory_runs(outcome),
+    let reports = match real {
+        // The process runtime's nodes wrote their logs to files (read into memory already when
+        // the run's directory was temporary).
+        Some(report) if outcome.node_logs.is_empty() => {
+            log_agreement::read_node_logs(&report.work_dir.join("node-logs"))
+        }
+        _ => Ok(in_memory_reports(outcome)),
     };
-    let runs = match runs {
-        Ok(runs) if runs.is_empty() => return None,
-        Ok(runs) => runs,
+    let reports = match reports {
+        Ok(r) if r.runs.is_empty() && r.malformed.is_empty() => return None,
+        Ok(r) => r,
         Err(e) => {
             return Some(CheckerResult {
                 name: "log-agreement".into(),
@@ -28,7 +34,20 @@ pub fn log_agreement(outcome: &SimOutcome, real: Option<&RealReport>) -> Option<
             });
         }
     };
-    let result = log_agreement::check(&runs);
+    let result = log_agreement::check(&reports.runs);
+    let mut document = result.to_json();
+    if !reports.malformed.is_empty() {
+        // Torn lines of killed processes: the check stands on the whole reports.
+        document["malformed_reports"] = json!(reports.malformed.len());
+        document["malformed_examples"] = json!(
+            reports
+                .malformed
+                .iter()
+                .take(MALFORMED_QUOTED)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
+    }
     Some(CheckerResult {
         name: "log-agreement".into(),
         validity: result.validity,
@@ -43,19 +62,24 @@ pub fn log_agreement(outcome: &SimOutcome, real: Option<&RealReport>) -> Option<
                 )
             })
             .unwrap_or_default(),
-        result: result.to_json(),
+        result: document,
     })
 }
 
-fn in_memory_runs(outcome: &SimOutcome) -> Result<Vec<AppliedRun>, checkers::InputError> {
-    let mut runs = Vec::new();
+fn in_memory_reports(outcome: &SimOutcome) -> NodeLogReports {
+    let mut reports = NodeLogReports::default();
     for (node, lines) in &outcome.node_logs {
         for (n, line) in lines.iter().enumerate() {
-            let parsed = log_agreement::parse_line(node, line).map_err(|why| {
-                checkers::InputError::new(format!("node-logs/{node}.log"), Some(n + 1), why)
-            })?;
-            runs.extend(parsed);
+            match log_agreement::parse_line(node, line) {
+                Ok(Some(run)) => reports.runs.push(run),
+                Ok(None) => {}
+                Err(why) => reports.malformed.push(checkers::InputError::new(
+                    format!("node-logs/{node}.log"),
+                    Some(n + 1),
+                    why,
+                )),
+            }
         }
     }
-    Ok(runs)
+    reports
 }

@@ -164,7 +164,13 @@ pub fn run(
     RUN_ACTIVE.store(false, Ordering::SeqCst);
     // Stop every leftover task (timers, strobes, forwards) before the directory goes.
     runtime.shutdown_timeout(Duration::from_secs(2));
+    let mut result = result;
     if temporary {
+        // The checkers read the nodes' own reports from their logs: keep those before the
+        // directory goes.
+        if let Ok((_, outcome, _)) = &mut result {
+            outcome.node_logs = read_node_logs(&work_dir.join("node-logs"), &cfg.node_ids());
+        }
         let _ = std::fs::remove_dir_all(&work_dir);
     }
     if data_root.is_some() {
@@ -273,6 +279,16 @@ async fn run_async(
         wall_time: started.elapsed(),
     };
     Ok((recorder, outcome, report))
+}
+
+/// Each node's log lines (`<dir>/<id>.log`); a missing log is an empty one.
+fn read_node_logs(dir: &Path, ids: &[String]) -> BTreeMap<String, Vec<String>> {
+    ids.iter()
+        .map(|id| {
+            let text = std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap_or_default();
+            (id.clone(), text.lines().map(str::to_string).collect())
+        })
+        .collect()
 }
 
 /// The fault schedule of a run: the one the simulator would use for the same configuration.
