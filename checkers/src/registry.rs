@@ -36,6 +36,10 @@ pub const CHECKERS: &[(&str, &str)] = &[
         "stats",
         "counts per function; invalid when a function never succeeded",
     ),
+    (
+        "log-agreement",
+        "reads a run's node-logs/ (not a history): no log index applied with two terms",
+    ),
 ];
 
 /// A checker and its options.

@@ -81,8 +81,82 @@ pub fn checker_from_args(args: &CheckArgs) -> Result<Checker, Failure> {
     })
 }
 
+/// `--checker log-agreement`: each input is a run directory or its `node-logs/`.
+fn run_log_agreement(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
+    let mut overall = Validity::Valid;
+    let mut input_error = false;
+    let mut explanations = Vec::new();
+    for path in &args.files {
+        let name = path.display().to_string();
+        let dir = if path.join("node-logs").is_dir() {
+            path.join("node-logs")
+        } else {
+            path.clone()
+        };
+        let started = Instant::now();
+        match checkers::log_agreement::read_node_logs(&dir) {
+            Ok(reports) if reports.runs.is_empty() => {
+                input_error = true;
+                writeln!(out, "{name}	error	0").map_err(io_failure)?;
+                explanations.push(format!(
+                    "== {name}
+error: no log-applied reports in {}",
+                    dir.display()
+                ));
+            }
+            Ok(reports) => {
+                let result = checkers::log_agreement::check(&reports.runs);
+                overall = overall.combine(result.validity);
+                let ms = started.elapsed().as_millis();
+                writeln!(out, "{name}	{}	{ms}", result.validity).map_err(io_failure)?;
+                if args.json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&result.to_json()).unwrap_or_default()
+                    )
+                    .map_err(io_failure)?;
+                } else if let Some(d) = result.disagreements.first() {
+                    explanations.push(format!(
+                        "== {name}
+{} ({} disagreeing indices)",
+                        d.explanation(),
+                        result.disagreement_count
+                    ));
+                }
+                for e in reports.malformed.iter().take(3) {
+                    explanations.push(format!(
+                        "== {name}
+set aside (torn or malformed): {e}"
+                    ));
+                }
+            }
+            Err(e) => {
+                input_error = true;
+                writeln!(out, "{name}	error	0").map_err(io_failure)?;
+                explanations.push(format!(
+                    "== {name}
+error: {e}"
+                ));
+            }
+        }
+    }
+    for e in explanations {
+        writeln!(out, "\n{e}").map_err(io_failure)?;
+    }
+    Ok(match overall {
+        Validity::Invalid => exit::INVALID,
+        _ if input_error => exit::BAD_ARGUMENTS,
+        Validity::Unknown => exit::UNKNOWN,
+        Validity::Valid => exit::VALID,
+    })
+}
+
 /// Runs the command; returns the exit code. Unreadable input is exit 254 after checking the rest.
 pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
+    if args.checker == "log-agreement" {
+        return run_log_agreement(args, out);
+    }
     let checker = checker_from_args(args)?;
     if args.report.is_some() && args.files.len() != 1 {
         return Err(Failure::bad_arguments(

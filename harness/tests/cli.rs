@@ -209,3 +209,42 @@ fn check_runs_other_checkers_by_name() {
         Some(254)
     );
 }
+
+/// A stored run's node logs can be checked again offline.
+#[test]
+fn check_log_agreement_reads_a_runs_node_logs() {
+    let results = temp("log-agreement-runs");
+    let results_s = results.display().to_string();
+    let mut dirs = Vec::new();
+    for bug in [&["--bug", "commit-old-term"][..], &[]] {
+        let mut argv = vec![
+            "test",
+            "raft",
+            "--time-limit",
+            "20",
+            "--nemesis",
+            "leader-churn",
+            "--nemesis-interval",
+            "0.3",
+            "--seed",
+            "1",
+            "--results",
+            &results_s,
+        ];
+        argv.extend_from_slice(bug);
+        verity(&argv);
+        dirs.push(std::fs::canonicalize(results.join("latest")).unwrap());
+    }
+    let buggy = dirs[0].display().to_string();
+    let correct = dirs[1].join("node-logs").display().to_string();
+    let o = verity(&["check", "--checker", "log-agreement", &buggy, &correct]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.starts_with(&format!("{buggy}\tinvalid\t")), "{out}");
+    assert!(out.contains(&format!("{correct}\tvalid\t")), "{out}");
+    assert!(out.contains("a committed entry was lost"), "{out}");
+    let missing = verity(&["check", "--checker", "log-agreement", "/nonexistent/run"]);
+    assert_eq!(missing.status.code(), Some(254));
+    assert!(stdout(&missing).contains("cannot read the directory"));
+    let _ = std::fs::remove_dir_all(&results);
+}
