@@ -108,12 +108,15 @@ pub fn run(
     mut on_failure: impl FnMut(&SeedResult),
 ) -> Result<Sweep, Failure> {
     validate(args, &seeds)?;
+    // Seeds are handed out by position, so a range ending at u64::MAX cannot wrap around.
+    let first = *seeds.start();
+    let count = u128::from(*seeds.end() - first) + 1;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min((seeds.end() - seeds.start()).saturating_add(1) as usize);
-    let next = AtomicU64::new(*seeds.start());
-    let last = *seeds.end();
+        .min(usize::try_from(count).unwrap_or(usize::MAX));
+    let next = AtomicU64::new(0);
+    let last_position = *seeds.end() - first;
     let (tx, rx) = mpsc::channel::<Result<SeedResult, Failure>>();
     let mut results = Vec::new();
     std::thread::scope(|scope| {
@@ -122,10 +125,11 @@ pub fn run(
             let next = &next;
             scope.spawn(move || {
                 loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed > last {
+                    let position = next.fetch_add(1, Ordering::Relaxed);
+                    if position > last_position || position == u64::MAX {
                         return;
                     }
+                    let seed = first + position;
                     let mut one = args.clone();
                     one.seed = Some(seed);
                     one.no_store = true;
@@ -148,7 +152,7 @@ pub fn run(
                 }
                 Err(failure) => {
                     // Stop handing out seeds; the running ones finish.
-                    next.store(last.saturating_add(1), Ordering::Relaxed);
+                    next.store(u64::MAX, Ordering::Relaxed);
                     results.clear();
                     return Err(failure);
                 }
@@ -182,11 +186,12 @@ pub fn run(
 pub fn run_cmd(args: &TestArgs, seeds_text: &str) -> Result<i32, Failure> {
     let seeds = parse_seeds(seeds_text)?;
     validate(args, &seeds)?;
-    let count = seeds.end() - seeds.start() + 1;
+    let count = u128::from(seeds.end() - seeds.start()) + 1;
+    let plural = if count == 1 { "" } else { "s" };
     let started = Instant::now();
     let (first, last) = (*seeds.start(), *seeds.end());
     println!(
-        "sweeping {count} seeds: verity {}",
+        "sweeping {count} seed{plural}: verity {}",
         test_run::repro_command(args, first).replace(
             &format!(" --seed {first}"),
             &format!(" --seeds {first}..{last}")
@@ -203,7 +208,7 @@ pub fn run_cmd(args: &TestArgs, seeds_text: &str) -> Result<i32, Failure> {
     let tally = |v: Validity| sweep.results.iter().filter(|r| r.validity == v).count();
     let operations: usize = sweep.results.iter().map(|r| r.operations).sum();
     println!(
-        "{count} seeds in {:.1} s ({operations} operations): {} valid, {} invalid, {} unknown",
+        "{count} seed{plural} in {:.1} s ({operations} operations): {} valid, {} invalid, {} unknown",
         started.elapsed().as_secs_f64(),
         tally(Validity::Valid),
         tally(Validity::Invalid),
