@@ -510,9 +510,7 @@ fn stale_read_bug_is_caught_in_real_mode_under_partitions() {
     let _one = serial();
     let started = Instant::now();
     let results = scratch("stale-read");
-    // A leader serves stale reads only while cut off and not yet deposed: about one run in
-    // three shows it, so sixteen runs make a miss about one in 300.
-    const MAX_RUNS: usize = 16;
+    const MAX_RUNS: usize = 10;
     let base = [
         "--time-limit",
         "6",

@@ -44,10 +44,10 @@ pub const INFO: SystemInfo = SystemInfo {
     bugs: &[
         BugInfo {
             name: "stale-read",
-            description: "the leader serves reads from its local state without the read-index \
-                          round that confirms it still leads, so a deposed leader that has not \
-                          noticed serves stale values",
-            exposed_by: "leader-churn --nemesis-interval 0.3",
+            description: "reads skip the read-index round: whichever node gets a read answers \
+                          from its local state without confirming leadership, so a deposed \
+                          leader or a lagging follower serves stale values",
+            exposed_by: "partition",
         },
         BugInfo {
             name: "forget-vote",
