@@ -144,12 +144,7 @@ error: {e}"
     for e in explanations {
         writeln!(out, "\n{e}").map_err(io_failure)?;
     }
-    Ok(match overall {
-        Validity::Invalid => exit::INVALID,
-        _ if input_error => exit::BAD_ARGUMENTS,
-        Validity::Unknown => exit::UNKNOWN,
-        Validity::Valid => exit::VALID,
-    })
+    Ok(exit_code(overall, input_error))
 }
 
 /// Runs the command; returns the exit code. Unreadable input is exit 254 after checking the rest.
@@ -222,12 +217,7 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<i32, Failure> {
             writeln!(out, "\n{e}").map_err(io_failure)?;
         }
     }
-    Ok(match overall {
-        Validity::Invalid => exit::INVALID,
-        _ if input_error => exit::BAD_ARGUMENTS,
-        Validity::Unknown => exit::UNKNOWN,
-        Validity::Valid => exit::VALID,
-    })
+    Ok(exit_code(overall, input_error))
 }
 
 /// `--report OUT.html`: the same report a stored run gets, for this history.
@@ -252,6 +242,16 @@ fn write_report(
         .map_err(Failure::internal)?;
     std::fs::write(out_path, html)
         .map_err(|e| Failure::internal(format!("writing {}: {e}", out_path.display())))
+}
+
+/// Invalid wins; then unreadable input (254); then unknown; else valid.
+fn exit_code(overall: Validity, input_error: bool) -> i32 {
+    match overall {
+        Validity::Invalid => exit::INVALID,
+        _ if input_error => exit::BAD_ARGUMENTS,
+        Validity::Unknown => exit::UNKNOWN,
+        Validity::Valid => exit::VALID,
+    }
 }
 
 fn io_failure(e: std::io::Error) -> Failure {

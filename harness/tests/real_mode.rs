@@ -3,6 +3,8 @@
 //! The tests run one at a time (a shared lock): each starts a handful of processes, and two runs
 //! competing for two cores would only measure the competition.
 
+mod support;
+
 use checkers::{History, OpType};
 use clap::Parser;
 use harness::cli::{Cli, Command};
@@ -440,18 +442,16 @@ fn commit_old_term_bug_is_caught_in_real_mode_under_leader_churn() {
             "8",
             "--quiet",
             "1",
-            "--bug",
-            "commit-old-term",
-            "--nemesis",
-            "leader-churn",
-            "--nemesis-interval",
-            "0.3",
             "--seed",
             &seed_s,
             "--results",
             results.to_str().unwrap(),
         ];
-        let out = verity().args(argv).output().expect("running verity");
+        let out = verity()
+            .args(argv)
+            .args(support::FIGURE_8)
+            .output()
+            .expect("running verity");
         match out.status.code() {
             Some(1) => {
                 caught = Some((seed, String::from_utf8_lossy(&out.stdout).into_owned()));

@@ -8,20 +8,8 @@ use harness::{shrink, test_run};
 use support::{history_bytes, run_test};
 
 fn figure_8(seed: &str) -> TestArgs {
-    support::test_args(&[
-        "raft",
-        "--time-limit",
-        "30",
-        "--bug",
-        "commit-old-term",
-        "--nemesis",
-        "leader-churn",
-        "--nemesis-interval",
-        "0.3",
-        "--seed",
-        seed,
-        "--no-store",
-    ])
+    let base = ["raft", "--time-limit", "30", "--seed", seed, "--no-store"];
+    support::test_args(&[&base[..], &support::FIGURE_8].concat())
 }
 
 #[test]
@@ -29,7 +17,7 @@ fn a_stored_schedule_replays_to_the_same_history() {
     let dir = std::env::temp_dir().join(format!("verity-schedule-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let dir_s = dir.display().to_string();
-    let stored = run_test(&support::test_args(&[
+    const BASE: [&str; 9] = [
         "raft",
         "--time-limit",
         "10",
@@ -39,25 +27,15 @@ fn a_stored_schedule_replays_to_the_same_history() {
         "1",
         "--seed",
         "4",
-        "--results",
-        &dir_s,
-    ]));
+    ];
+    let stored = run_test(&support::test_args(
+        &[&BASE[..], &["--results", &dir_s]].concat(),
+    ));
     let schedule = stored.run_dir.as_ref().unwrap().join("schedule.json");
     let path = schedule.display().to_string();
-    let replayed = run_test(&support::test_args(&[
-        "raft",
-        "--time-limit",
-        "10",
-        "--nemesis",
-        "all",
-        "--nemesis-interval",
-        "1",
-        "--seed",
-        "4",
-        "--no-store",
-        "--schedule",
-        &path,
-    ]));
+    let replayed = run_test(&support::test_args(
+        &[&BASE[..], &["--no-store", "--schedule", &path]].concat(),
+    ));
     assert!(stored.history.ops.iter().any(|o| !o.is_client()));
     assert_eq!(history_bytes(&replayed), history_bytes(&stored));
     assert!(replayed.repro.ends_with(&format!("--schedule {path}")));

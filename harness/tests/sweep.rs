@@ -14,16 +14,13 @@ fn args(extra: &[&str]) -> TestArgs {
 fn a_sweep_finds_the_failing_seeds_and_stores_exactly_those_runs() {
     let dir = std::env::temp_dir().join(format!("verity-sweep-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let a = args(&[
-        "--bug",
-        "commit-old-term",
-        "--nemesis",
-        "leader-churn",
-        "--nemesis-interval",
-        "0.3",
-        "--results",
-        dir.to_str().unwrap(),
-    ]);
+    let a = args(
+        &[
+            &support::FIGURE_8[..],
+            &["--results", dir.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     let mut reported = Vec::new();
     let found = sweep::run(&a, 1..=6, |r| reported.push(r.seed)).unwrap();
     assert_eq!(found.validity(), Validity::Invalid);

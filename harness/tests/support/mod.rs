@@ -7,6 +7,16 @@ use clap::Parser;
 use harness::cli::{Cli, Command, TestArgs};
 use harness::test_run::{self, TestRun};
 
+/// Raft's figure-8 bug with the nemesis that exposes it (as `verity list` names it).
+pub const FIGURE_8: [&str; 6] = [
+    "--bug",
+    "commit-old-term",
+    "--nemesis",
+    "leader-churn",
+    "--nemesis-interval",
+    "0.3",
+];
+
 /// `verity test <argv...>` parsed as the command line would be.
 pub fn test_args(argv: &[&str]) -> TestArgs {
     let mut full = vec!["verity", "test"];
