@@ -420,14 +420,15 @@ fn sigkill_of_every_node_during_writes_loses_no_acknowledged_write() {
 }
 
 /// A config's fault schedule, as the run with that seed will have it.
-/// Figure 8 with real processes: 5 nodes, leaders cut off every ~0.3 s. Some seeds never line
-/// the three leader changes up in 8 s, so up to five runs; the nodes' logs and the clients'
-/// reads must both show the lost entry.
+/// Figure 8 with real processes: 5 nodes, leaders cut off every ~0.3 s. About half the runs of
+/// 12 s line the three leader changes up (measured: 4 of seeds 11–16, and seed 4 was the first
+/// of 1–4 in one test run), so up to twelve runs, a miss about one in a thousand; the nodes'
+/// logs must show the lost entry.
 #[test]
 fn commit_old_term_bug_is_caught_in_real_mode_under_leader_churn() {
     let _one = serial();
     let results = scratch("figure-8");
-    const MAX_RUNS: u64 = 5;
+    const MAX_RUNS: u64 = 12;
     let mut caught = None;
     for seed in 1..=MAX_RUNS {
         let seed_s = seed.to_string();
@@ -439,7 +440,7 @@ fn commit_old_term_bug_is_caught_in_real_mode_under_leader_churn() {
             "--nodes",
             "5",
             "--time-limit",
-            "8",
+            "12",
             "--quiet",
             "1",
             "--seed",
@@ -465,7 +466,7 @@ fn commit_old_term_bug_is_caught_in_real_mode_under_leader_churn() {
         }
     }
     let Some((seed, stdout)) = caught else {
-        panic!("commit-old-term not caught in {MAX_RUNS} real runs of 8 s");
+        panic!("commit-old-term not caught in {MAX_RUNS} real runs of 12 s");
     };
     assert!(stdout.contains("log-agreement    invalid"), "{stdout}");
     let results_json: Value = serde_json::from_str(
