@@ -78,7 +78,8 @@ pub struct TestArgs {
     /// Number of keys.
     #[arg(long, default_value_t = 5)]
     pub keys: usize,
-    /// Faults: a comma list of partition, kill, pause, clock, loss, crash, clock-beyond-epsilon;
+    /// Faults: a comma list of partition, kill, pause, clock, loss, crash, leader-churn,
+    /// clock-beyond-epsilon;
     /// or `all` (the first five) / `none`.
     #[arg(long, default_value = "all")]
     pub nemesis: String,
