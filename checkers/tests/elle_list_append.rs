@@ -2,75 +2,11 @@
 //! valid histories valid, bad input reported.
 
 use checkers::elle::{ElleResult, Options, check_list_append};
-use checkers::{History, Op, OpType, Process, Validity};
-use serde_json::{Map, Value, json};
+mod support;
 
-/// Builds histories event by event; times are 1 ms apart.
-#[derive(Default)]
-struct Builder {
-    ops: Vec<Op>,
-}
-
-/// The invocation's value: the micro-operations with reads' values nulled.
-fn invocation(mops: &Value) -> Value {
-    let list = mops.as_array().expect("a list of micro-ops");
-    Value::Array(
-        list.iter()
-            .map(|m| {
-                let m = m.as_array().expect("[f k v]");
-                let v = if m[0] == "r" {
-                    Value::Null
-                } else {
-                    m[2].clone()
-                };
-                json!([m[0], m[1], v])
-            })
-            .collect(),
-    )
-}
-
-impl Builder {
-    fn event(&mut self, process: u64, kind: OpType, value: Value) -> &mut Self {
-        let index = self.ops.len() as u64;
-        self.ops.push(Op {
-            index,
-            time: Some((index + 1) * 1_000_000),
-            process: Process::Client(process),
-            kind,
-            f: "txn".into(),
-            value,
-            error: None,
-            node: None,
-            extra: Map::new(),
-        });
-        self
-    }
-
-    fn invoke(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.event(process, OpType::Invoke, invocation(&mops))
-    }
-
-    fn ok(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.event(process, OpType::Ok, mops)
-    }
-
-    fn fail(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.event(process, OpType::Fail, invocation(&mops))
-    }
-
-    fn info(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.event(process, OpType::Info, invocation(&mops))
-    }
-
-    /// A transaction invoked and committed at once.
-    fn txn(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.invoke(process, mops.clone()).ok(process, mops)
-    }
-
-    fn history(&self) -> History {
-        History::new(self.ops.clone())
-    }
-}
+use checkers::{OpType, Validity};
+use serde_json::{Value, json};
+use support::{Builder, assert_contains};
 
 fn check(b: &Builder) -> ElleResult {
     let result = check_list_append(&b.history(), &Options::default()).expect("well-formed");
@@ -104,12 +40,6 @@ fn cycle_ops(anomaly: &Value) -> Vec<u64> {
         .collect();
     ops.sort_unstable();
     ops
-}
-
-fn assert_contains(text: &str, phrases: &[&str]) {
-    for p in phrases {
-        assert!(text.contains(p), "expected {p:?} in:\n{text}");
-    }
 }
 
 #[test]

@@ -1,65 +1,11 @@
 //! The rw-register checker on hand-built histories.
 
 use checkers::elle::{ElleResult, Options, check_rw_register};
-use checkers::{History, Op, OpType, Process, Validity};
-use serde_json::{Map, Value, json};
+mod support;
 
-#[derive(Default)]
-struct Builder {
-    ops: Vec<Op>,
-}
-
-fn invocation(mops: &Value) -> Value {
-    Value::Array(
-        mops.as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                let m = m.as_array().unwrap();
-                let v = if m[0] == "r" {
-                    Value::Null
-                } else {
-                    m[2].clone()
-                };
-                json!([m[0], m[1], v])
-            })
-            .collect(),
-    )
-}
-
-impl Builder {
-    fn event(&mut self, process: u64, kind: OpType, value: Value) -> &mut Self {
-        let index = self.ops.len() as u64;
-        self.ops.push(Op {
-            index,
-            time: Some((index + 1) * 1_000_000),
-            process: Process::Client(process),
-            kind,
-            f: "txn".into(),
-            value,
-            error: None,
-            node: None,
-            extra: Map::new(),
-        });
-        self
-    }
-
-    fn invoke(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.event(process, OpType::Invoke, invocation(&mops))
-    }
-
-    fn ok(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.event(process, OpType::Ok, mops)
-    }
-
-    fn txn(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.invoke(process, mops.clone()).ok(process, mops)
-    }
-
-    fn history(&self) -> History {
-        History::new(self.ops.clone())
-    }
-}
+use checkers::{OpType, Validity};
+use serde_json::{Value, json};
+use support::{Builder, assert_contains};
 
 fn check(b: &Builder, opts: &Options) -> ElleResult {
     check_rw_register(&b.history(), opts).expect("well-formed")
@@ -67,12 +13,6 @@ fn check(b: &Builder, opts: &Options) -> ElleResult {
 
 fn explanation<'a>(r: &'a ElleResult, kind: &str) -> &'a str {
     r.anomalies[kind][0]["explanation"].as_str().unwrap()
-}
-
-fn assert_contains(text: &str, phrases: &[&str]) {
-    for p in phrases {
-        assert!(text.contains(p), "expected {p:?} in:\n{text}");
-    }
 }
 
 #[test]

@@ -2,69 +2,11 @@
 //! timestamp order.
 
 use checkers::external_consistency::check;
-use checkers::{History, Op, OpType, Process, Validity};
-use serde_json::{Map, Value, json};
+mod support;
 
-#[derive(Default)]
-struct Builder {
-    ops: Vec<Op>,
-}
-
-fn invocation(mops: &Value) -> Value {
-    Value::Array(
-        mops.as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                let m = m.as_array().unwrap();
-                let v = if m[0] == "r" {
-                    Value::Null
-                } else {
-                    m[2].clone()
-                };
-                json!([m[0], m[1], v])
-            })
-            .collect(),
-    )
-}
-
-impl Builder {
-    fn event(&mut self, process: u64, kind: OpType, value: Value, ts: Option<i64>) -> &mut Self {
-        let index = self.ops.len() as u64;
-        let mut extra = Map::new();
-        if let Some(ts) = ts {
-            extra.insert("commit_ts".into(), Value::from(ts));
-        }
-        self.ops.push(Op {
-            index,
-            time: Some((index + 1) * 1_000_000),
-            process: Process::Client(process),
-            kind,
-            f: "txn".into(),
-            value,
-            error: None,
-            node: None,
-            extra,
-        });
-        self
-    }
-
-    fn invoke(&mut self, process: u64, mops: Value) -> &mut Self {
-        self.event(process, OpType::Invoke, invocation(&mops), None)
-    }
-
-    fn ok(&mut self, process: u64, mops: Value, ts: i64) -> &mut Self {
-        self.event(process, OpType::Ok, mops, Some(ts))
-    }
-
-    fn txn(&mut self, process: u64, mops: Value, ts: i64) -> &mut Self {
-        self.invoke(process, mops.clone()).ok(process, mops, ts)
-    }
-
-    fn history(&self) -> History {
-        History::new(self.ops.clone())
-    }
-}
+use checkers::{OpType, Validity};
+use serde_json::{Value, json};
+use support::{Builder, invocation};
 
 fn explanations(doc: &Value, kind: &str) -> Vec<String> {
     doc["violations"][kind]
@@ -80,20 +22,20 @@ fn explanations(doc: &Value, kind: &str) -> Vec<String> {
 #[test]
 fn valid_history_with_snapshot_reads_registers_and_indeterminate_writes() {
     let mut b = Builder::default();
-    b.txn(0, json!([["append", "x", 1], ["r", "x", [1]]]), 10)
+    b.txn_ts(0, json!([["append", "x", 1], ["r", "x", [1]]]), 10)
         // Concurrent: a read-only snapshot at 15 and an append committed at 20.
         .invoke(1, json!([["r", "x", [1]]]))
         .invoke(2, json!([["append", "x", 2]]))
-        .ok(2, json!([["append", "x", 2]]), 20)
-        .ok(1, json!([["r", "x", [1]]]), 15)
+        .ok_ts(2, json!([["append", "x", 2]]), 20)
+        .ok_ts(1, json!([["r", "x", [1]]]), 15)
         // A register, read by a snapshot at the write's own timestamp after it completed.
-        .txn(0, json!([["w", "y", 5]]), 30)
-        .txn(1, json!([["r", "y", 5], ["r", "z", null]]), 30)
+        .txn_ts(0, json!([["w", "y", 5]]), 30)
+        .txn_ts(1, json!([["r", "y", 5], ["r", "z", null]]), 30)
         // An append whose outcome is unknown: later reads may or may not show it.
         .invoke(3, json!([["append", "x", 3]]))
-        .event(3, OpType::Info, json!([["append", "x", 3]]), None)
-        .txn(0, json!([["r", "x", [1, 2, 3]]]), 40)
-        .txn(
+        .event(3, OpType::Info, json!([["append", "x", 3]]))
+        .txn_ts(0, json!([["r", "x", [1, 2, 3]]]), 40)
+        .txn_ts(
             1,
             json!([
                 ["r", "x", [1, 2]],
@@ -113,8 +55,8 @@ fn valid_history_with_snapshot_reads_registers_and_indeterminate_writes() {
 #[test]
 fn real_time_inversion_names_both_times_and_timestamps() {
     let mut b = Builder::default();
-    b.txn(0, json!([["append", "x", 1]]), 100)
-        .txn(1, json!([["append", "y", 1]]), 90);
+    b.txn_ts(0, json!([["append", "x", 1]]), 100)
+        .txn_ts(1, json!([["append", "y", 1]]), 90);
     let r = check(&b.history()).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     let doc = r.to_json();
@@ -141,12 +83,12 @@ fn real_time_inversion_names_both_times_and_timestamps() {
 #[test]
 fn equal_timestamps_are_fine_only_for_a_later_read_only_transaction() {
     let mut b = Builder::default();
-    b.txn(0, json!([["append", "x", 1]]), 100)
-        .txn(1, json!([["r", "x", [1]]]), 100);
+    b.txn_ts(0, json!([["append", "x", 1]]), 100)
+        .txn_ts(1, json!([["r", "x", [1]]]), 100);
     assert_eq!(check(&b.history()).unwrap().validity, Validity::Valid);
     let mut b = Builder::default();
-    b.txn(0, json!([["append", "x", 1]]), 100)
-        .txn(1, json!([["append", "y", 1]]), 100);
+    b.txn_ts(0, json!([["append", "x", 1]]), 100)
+        .txn_ts(1, json!([["append", "y", 1]]), 100);
     let r = check(&b.history()).unwrap();
     assert_eq!(
         r.violation_counts.get("realtime"),
@@ -156,8 +98,8 @@ fn equal_timestamps_are_fine_only_for_a_later_read_only_transaction() {
     );
     // A read-only transaction before a write at its own timestamp would have seen the write.
     let mut b = Builder::default();
-    b.txn(0, json!([["r", "x", []]]), 100)
-        .txn(1, json!([["append", "x", 1]]), 100);
+    b.txn_ts(0, json!([["r", "x", []]]), 100)
+        .txn_ts(1, json!([["append", "x", 1]]), 100);
     let r = check(&b.history()).unwrap();
     assert_eq!(
         r.violation_counts.get("realtime"),
@@ -173,12 +115,12 @@ fn read_not_explained_by_timestamp_order() {
     let mut b = Builder::default();
     b.invoke(0, json!([["append", "x", 1]]))
         .invoke(1, json!([["append", "x", 2]]))
-        .ok(0, json!([["append", "x", 1]]), 10)
-        .ok(1, json!([["append", "x", 2]]), 20)
+        .ok_ts(0, json!([["append", "x", 1]]), 10)
+        .ok_ts(1, json!([["append", "x", 2]]), 20)
         .invoke(2, json!([["r", "x", [1]]]))
         .invoke(3, json!([["r", "x", [2, 1]]]))
-        .ok(2, json!([["r", "x", [1]]]), 30)
-        .ok(3, json!([["r", "x", [2, 1]]]), 31);
+        .ok_ts(2, json!([["r", "x", [1]]]), 30)
+        .ok_ts(3, json!([["r", "x", [2, 1]]]), 31);
     let r = check(&b.history()).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     let doc = r.to_json();
@@ -197,12 +139,12 @@ fn read_not_explained_by_timestamp_order() {
 #[test]
 fn stale_register_read_future_reads_and_failed_writes() {
     let mut b = Builder::default();
-    b.txn(0, json!([["w", "y", 1]]), 10)
-        .txn(0, json!([["w", "y", 2]]), 20)
-        .txn(1, json!([["r", "y", 1]]), 25)
+    b.txn_ts(0, json!([["w", "y", 1]]), 10)
+        .txn_ts(0, json!([["w", "y", 2]]), 20)
+        .txn_ts(1, json!([["r", "y", 1]]), 25)
         .invoke(2, json!([["w", "y", 9]]))
-        .event(2, OpType::Fail, json!([["w", "y", 9]]), None)
-        .txn(1, json!([["r", "y", 9]]), 26);
+        .event(2, OpType::Fail, json!([["w", "y", 9]]))
+        .txn_ts(1, json!([["r", "y", 9]]), 26);
     let r = check(&b.history()).unwrap();
     let texts = explanations(&r.to_json(), "read");
     assert_eq!(texts.len(), 2, "{}", r.explain());
@@ -216,9 +158,9 @@ fn stale_register_read_future_reads_and_failed_writes() {
     // An indeterminate append with a timestamp after the reader's: the reader cannot see it.
     let mut b = Builder::default();
     b.invoke(0, json!([["append", "x", 7]]))
-        .event(0, OpType::Info, json!([["append", "x", 7]]), Some(50))
-        .txn(1, json!([["r", "x", [7]]]), 40)
-        .txn(1, json!([["r", "x", []]]), 60);
+        .event_ts(0, OpType::Info, json!([["append", "x", 7]]), Some(50))
+        .txn_ts(1, json!([["r", "x", [7]]]), 40)
+        .txn_ts(1, json!([["r", "x", []]]), 60);
     let r = check(&b.history()).unwrap();
     assert_eq!(r.violation_counts.get("read"), Some(&1), "{}", r.explain());
     assert!(explanations(&r.to_json(), "read")[0].contains("timestamp 40) read x = [7]"));
@@ -229,8 +171,8 @@ fn timestamp_collisions_between_writers() {
     let mut b = Builder::default();
     b.invoke(0, json!([["append", "x", 1]]))
         .invoke(1, json!([["append", "x", 2]]))
-        .ok(0, json!([["append", "x", 1]]), 10)
-        .ok(1, json!([["append", "x", 2]]), 10);
+        .ok_ts(0, json!([["append", "x", 1]]), 10)
+        .ok_ts(1, json!([["append", "x", 2]]), 10);
     let r = check(&b.history()).unwrap();
     assert!(
         r.violation_counts.contains_key("timestamp-collision"),
@@ -246,12 +188,8 @@ fn timestamp_collisions_between_writers() {
 #[test]
 fn bad_input_is_an_error_naming_the_op() {
     let mut b = Builder::default();
-    b.invoke(0, json!([["append", "x", 1]])).event(
-        0,
-        OpType::Ok,
-        json!([["append", "x", 1]]),
-        None,
-    );
+    b.invoke(0, json!([["append", "x", 1]]))
+        .event(0, OpType::Ok, json!([["append", "x", 1]]));
     let e = check(&b.history()).unwrap_err();
     assert!(
         e.message
@@ -260,14 +198,14 @@ fn bad_input_is_an_error_naming_the_op() {
     );
 
     let mut b = Builder::default();
-    b.txn(0, json!([["append", "x", 1]]), 1)
-        .txn(0, json!([["w", "x", 1]]), 2);
+    b.txn_ts(0, json!([["append", "x", 1]]), 1)
+        .txn_ts(0, json!([["w", "x", 1]]), 2);
     let e = check(&b.history()).unwrap_err();
     assert!(e.message.contains("a key must be either a list"), "{e}");
 
     let mut b = Builder::default();
     b.invoke(0, json!([["append", "x", 1]]));
-    b.event(0, OpType::Ok, json!([["append", "x", 1]]), None);
+    b.event(0, OpType::Ok, json!([["append", "x", 1]]));
     b.ops[1].extra.insert("commit_ts".into(), json!("soon"));
     let e = check(&b.history()).unwrap_err();
     assert!(e.message.contains("`commit_ts` must be an integer"), "{e}");
@@ -355,9 +293,9 @@ fn simulated_correct_store_is_valid_and_a_skewed_timestamp_is_not() {
                 } else {
                     let ts = if skew == Some(i) { 0 } else { *commit };
                     match fate {
-                        0 => b.ok(*p, mops, ts),
-                        1 => b.event(*p, OpType::Info, invocation(&mops), Some(ts)),
-                        _ => b.event(*p, OpType::Info, invocation(&mops), None),
+                        0 => b.ok_ts(*p, mops, ts),
+                        1 => b.event_ts(*p, OpType::Info, invocation(&mops), Some(ts)),
+                        _ => b.event(*p, OpType::Info, invocation(&mops)),
                     };
                 }
             }
