@@ -6,9 +6,8 @@ mod support;
 
 use checkers::Validity;
 use harness::cli::TestArgs;
-use harness::test_run::{self, TestRun};
+use harness::test_run::TestRun;
 use serde_json::Value;
-use std::collections::BTreeSet;
 use support::{checker, history_bytes, run_test};
 
 /// Simulated seconds of load per run: enough for a few partitions, cheap enough for 50 seeds.
@@ -45,29 +44,19 @@ fn the_same_seed_gives_byte_identical_histories() {
 
 #[test]
 fn correct_dynamo_is_valid_on_50_seeds_with_every_fault() {
-    let mut faults_seen = BTreeSet::new();
     let mut max_siblings = 0;
-    for seed in 1..=50u64 {
-        let seed_s = seed.to_string();
-        let r = run(&[
-            "--seed",
-            &seed_s,
-            "--time-limit",
-            TIME_LIMIT,
-            "--nemesis",
-            "all",
-            "--no-store",
-        ]);
-        for op in r.history.ops.iter().filter(|o| !o.is_client()) {
-            faults_seen.insert(op.f.clone());
-        }
-        assert_eq!(
-            r.validity(),
-            Validity::Valid,
-            "seed {seed} is not valid:\n{}",
-            test_run::summary(&r)
-        );
-        let vv = vv_result(&r);
+    let base = [
+        "dynamo",
+        "--workload",
+        "vv-kv",
+        "--time-limit",
+        TIME_LIMIT,
+        "--nemesis",
+        "all",
+        "--no-store",
+    ];
+    let faults_seen = support::assert_valid_on_seeds(&base, 1..=50, |seed, r| {
+        let vv = vv_result(r);
         assert_eq!(vv["final_reads"], 25, "seed {seed}: 5 keys × 5 nodes");
         for (key, fin) in vv["final"].as_object().unwrap() {
             assert_eq!(
@@ -76,7 +65,7 @@ fn correct_dynamo_is_valid_on_50_seeds_with_every_fault() {
             );
         }
         max_siblings = max_siblings.max(vv["max_siblings"].as_u64().unwrap());
-    }
+    });
     assert!(max_siblings >= 2, "concurrent writes never became siblings");
     for f in [
         "start-partition",
@@ -94,11 +83,7 @@ fn correct_dynamo_is_valid_on_50_seeds_with_every_fault() {
 /// Runs seeds 1..=20 with the bug and its nemesis; returns the first seed caught, with the
 /// version-vector result of that run.
 fn first_catching_seed(bug: &str) -> Option<(u64, Value)> {
-    let info = systems::systems()
-        .iter()
-        .find(|s| s.name == "dynamo")
-        .unwrap();
-    let nemesis = info.bugs.iter().find(|b| b.name == bug).unwrap().exposed_by;
+    let nemesis = support::exposing_nemesis("dynamo", bug);
     for seed in 1..=20u64 {
         let seed_s = seed.to_string();
         let r = run(&[

@@ -51,27 +51,15 @@ fn the_same_seed_gives_byte_identical_histories() {
 
 #[test]
 fn correct_raft_is_valid_on_50_seeds_with_every_fault() {
-    let mut faults_seen = std::collections::BTreeSet::new();
-    for seed in 1..=50u64 {
-        let seed_s = seed.to_string();
-        let r = run(&[
-            "--seed",
-            &seed_s,
-            "--time-limit",
-            "30",
-            "--nemesis",
-            "all",
-            "--no-store",
-        ]);
-        for op in r.history.ops.iter().filter(|o| !o.is_client()) {
-            faults_seen.insert(op.f.clone());
-        }
-        assert_eq!(
-            r.validity(),
-            Validity::Valid,
-            "seed {seed} is not valid:\n{}",
-            test_run::summary(&r)
-        );
+    let base = [
+        "raft",
+        "--time-limit",
+        "30",
+        "--nemesis",
+        "all",
+        "--no-store",
+    ];
+    let faults_seen = support::assert_valid_on_seeds(&base, 1..=50, |seed, r| {
         let final_reads_ok = r
             .history
             .ops
@@ -84,7 +72,7 @@ fn correct_raft_is_valid_on_50_seeds_with_every_fault() {
             final_reads_ok > 0,
             "seed {seed}: the final reads all failed"
         );
-    }
+    });
     for f in [
         "start-partition",
         "kill",
@@ -101,12 +89,8 @@ fn correct_raft_is_valid_on_50_seeds_with_every_fault() {
 /// Runs seeds 1..=20 with the bug and its nemesis; returns the first seed that was caught, and
 /// the checkers that caught it.
 fn first_catching_seed(bug: &str) -> Option<(u64, Vec<String>)> {
-    let info = systems::systems()
-        .iter()
-        .find(|s| s.name == "raft")
-        .unwrap();
-    // `exposed_by` is the nemesis and, where it matters, its pacing: `crash --nemesis-interval 0.3`.
-    let nemesis = info.bugs.iter().find(|b| b.name == bug).unwrap().exposed_by;
+    // The nemesis and, where it matters, its pacing: `leader-churn --nemesis-interval 0.3`.
+    let nemesis = support::exposing_nemesis("raft", bug);
     for seed in 1..=20u64 {
         let seed_s = seed.to_string();
         let mut argv = vec![

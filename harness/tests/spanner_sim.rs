@@ -10,7 +10,6 @@ use checkers::{OpType, Validity};
 use harness::cli::TestArgs;
 use harness::test_run::{self, TestRun};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use support::{checker, history_bytes, run_test};
 
 /// Simulated seconds of load per run.
@@ -66,27 +65,25 @@ fn the_same_seed_gives_byte_identical_histories() {
 
 /// Runs seeds 1..=50 under every fault with clocks within ε; all must be valid.
 fn valid_on_50_seeds(workload: &str) {
-    let mut faults_seen = BTreeSet::new();
     let (mut ok, mut invoked, mut waits, mut wait_total, mut wait_after_log) = (0, 0, 0, 0.0, 0.0);
     let mut sim_seconds = 0.0;
     let mut wall_seconds = 0.0;
-    for seed in 1..=50u64 {
-        let mut extra = vec!["--nemesis", "all"];
-        extra.extend_from_slice(&WITHIN_EPSILON);
-        let r = run_seed(workload, seed, &extra);
-        assert_eq!(
-            r.validity(),
-            Validity::Valid,
-            "{workload} seed {seed} is not valid:\n{}",
-            test_run::summary(&r)
-        );
-        for op in &r.history.ops {
-            if op.is_client() {
-                invoked += usize::from(op.kind == OpType::Invoke);
-                ok += usize::from(op.kind == OpType::Ok);
-            } else {
-                faults_seen.insert(op.f.clone());
-            }
+    let base = [
+        &[
+            "spanner",
+            "--workload",
+            workload,
+            "--time-limit",
+            TIME_LIMIT,
+        ],
+        &["--nemesis", "all", "--no-store"][..],
+        &WITHIN_EPSILON,
+    ]
+    .concat();
+    let faults_seen = support::assert_valid_on_seeds(&base, 1..=50, |seed, r| {
+        for op in r.history.ops.iter().filter(|o| o.is_client()) {
+            invoked += usize::from(op.kind == OpType::Invoke);
+            ok += usize::from(op.kind == OpType::Ok);
         }
         let final_ok = r
             .history
@@ -99,13 +96,13 @@ fn valid_on_50_seeds(workload: &str) {
             final_ok,
             "{workload} seed {seed}: the final reads all failed"
         );
-        let (n, total, after_log) = commit_waits(&r);
+        let (n, total, after_log) = commit_waits(r);
         waits += n;
         wait_total += total * n as f64;
         wait_after_log += after_log * n as f64;
         sim_seconds += r.outcome.end_ns as f64 / 1e9;
         wall_seconds += r.sim_time.as_secs_f64();
-    }
+    });
     for f in [
         "start-partition",
         "kill",

@@ -47,3 +47,45 @@ pub fn history_bytes(run: &TestRun) -> Vec<u8> {
     checkers::history::jsonl::write(&run.history, &mut out).unwrap();
     out
 }
+
+/// Runs `verity test <base...> --seed N` for every seed; each run must be valid. Each run is
+/// handed to `check`; returns the fault operations (`f`) seen across all of them.
+pub fn assert_valid_on_seeds(
+    base: &[&str],
+    seeds: std::ops::RangeInclusive<u64>,
+    mut check: impl FnMut(u64, &TestRun),
+) -> std::collections::BTreeSet<String> {
+    let mut faults_seen = std::collections::BTreeSet::new();
+    for seed in seeds {
+        let seed_s = seed.to_string();
+        let r = run_test(&test_args(&[base, &["--seed", &seed_s]].concat()));
+        assert_eq!(
+            r.validity(),
+            checkers::Validity::Valid,
+            "seed {seed} is not valid:\n{}",
+            test_run::summary(&r)
+        );
+        faults_seen.extend(
+            r.history
+                .ops
+                .iter()
+                .filter(|o| !o.is_client())
+                .map(|o| o.f.clone()),
+        );
+        check(seed, &r);
+    }
+    faults_seen
+}
+
+/// The nemesis (and its pacing) `verity list` names as exposing a system's bug.
+pub fn exposing_nemesis(system: &str, bug: &str) -> &'static str {
+    let info = systems::systems()
+        .iter()
+        .find(|s| s.name == system)
+        .expect("a bundled system");
+    info.bugs
+        .iter()
+        .find(|b| b.name == bug)
+        .expect("one of its bugs")
+        .exposed_by
+}
