@@ -26,7 +26,8 @@ pub trait DataExplainer {
     ) -> Option<Reason>;
 }
 
-fn fields(pairs: &[(&str, Value)]) -> Map<String, Value> {
+/// A JSON object from field pairs (the details of an explained edge).
+pub(super) fn fields(pairs: &[(&str, Value)]) -> Map<String, Value> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))

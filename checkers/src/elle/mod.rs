@@ -192,6 +192,19 @@ impl ElleResult {
     }
 }
 
+/// The history's transactions, refused when the dependency graph could not hold them.
+fn transactions_within_limit(history: &History) -> Result<history::Txns<'_>, InputError> {
+    let txns = history::transactions(history)?;
+    if txns.txns.len() >= graph::MAX_NODES {
+        return Err(history::input_error(format!(
+            "{} transactions: at most {} are supported",
+            txns.txns.len(),
+            graph::MAX_NODES - 1
+        )));
+    }
+    Ok(txns)
+}
+
 /// Checks a list-append history (micro-operations `r` and `append`).
 ///
 /// Errors (source `<history>`, naming the op index): a client operation that is not a `txn`, a
@@ -201,14 +214,7 @@ impl ElleResult {
 pub fn check_list_append(history: &History, opts: &Options) -> Result<ElleResult, InputError> {
     let started = Instant::now();
     let prohibited = prohibited(opts)?;
-    let txns = history::transactions(history)?;
-    if txns.txns.len() >= graph::MAX_NODES {
-        return Err(history::input_error(format!(
-            "{} transactions: at most {} are supported",
-            txns.txns.len(),
-            graph::MAX_NODES - 1
-        )));
-    }
+    let txns = transactions_within_limit(history)?;
     let index = version_order::ListIndex::build(&txns)?;
     let mut sink = anomalies::Sink::new(opts.max_reported.max(1));
     anomalies::list_append(&txns, &index, &mut sink);
@@ -227,14 +233,7 @@ pub fn check_list_append(history: &History, opts: &Options) -> Result<ElleResult
 pub fn check_rw_register(history: &History, opts: &Options) -> Result<ElleResult, InputError> {
     let started = Instant::now();
     let prohibited = prohibited(opts)?;
-    let txns = history::transactions(history)?;
-    if txns.txns.len() >= graph::MAX_NODES {
-        return Err(history::input_error(format!(
-            "{} transactions: at most {} are supported",
-            txns.txns.len(),
-            graph::MAX_NODES - 1
-        )));
-    }
+    let txns = transactions_within_limit(history)?;
     let index = register::RegisterIndex::build(&txns, opts.writes_follow_reads)?;
     let mut sink = anomalies::Sink::new(opts.max_reported.max(1));
     index.anomalies(&txns, &mut sink);

@@ -16,11 +16,11 @@
 //! transaction's non-final write is G1b.
 
 use super::anomalies::{Sink, op_json};
-use super::explain::{DataExplainer, Reason};
+use super::explain::{DataExplainer, Reason, fields};
 use super::graph::{EdgeBuf, RW, WR, WW};
 use super::history::{Atom, FastMap, KeyId, MopKind, Outcome, Txns, fast_map, input_error, show};
 use crate::error::InputError;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// A write: who, and whether the same transaction wrote the key again later.
 #[derive(Debug, Clone, Copy)]
@@ -288,13 +288,6 @@ impl<'h> RegisterIndex<'h> {
             }
         }
     }
-}
-
-fn fields(pairs: &[(&str, Value)]) -> Map<String, Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
 }
 
 impl DataExplainer for RegisterIndex<'_> {
