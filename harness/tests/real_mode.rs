@@ -420,6 +420,30 @@ fn sigkill_of_every_node_during_writes_loses_no_acknowledged_write() {
 }
 
 /// A config's fault schedule, as the run with that seed will have it.
+/// Runs `verity <argv(seed)>` for each seed in turn until one exits 1 (invalid); returns how
+/// many runs that took, the seed and its stdout. A run that ends other than valid, invalid or
+/// unknown fails the test.
+fn first_invalid_run(
+    seeds: &[u64],
+    argv: impl Fn(&str) -> Vec<String>,
+) -> Option<(usize, u64, String)> {
+    for (run, seed) in seeds.iter().enumerate() {
+        let out = run_verity(&argv(&seed.to_string()));
+        match out.status.code() {
+            Some(1) => {
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                return Some((run + 1, *seed, stdout));
+            }
+            Some(0) | Some(2) => {}
+            other => panic!(
+                "seed {seed} ended with {other:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+    None
+}
+
 /// Figure 8 with real processes: 5 nodes, leaders cut off every ~0.3 s. About half the runs of
 /// 12 s line the three leader changes up (measured: 4 of seeds 11–16, and seed 4 was the first
 /// of 1–4 in one test run), so up to twelve runs, a miss about one in a thousand; the nodes'
@@ -429,9 +453,8 @@ fn commit_old_term_bug_is_caught_in_real_mode_under_leader_churn() {
     let _one = serial();
     let results = scratch("figure-8");
     const MAX_RUNS: u64 = 12;
-    let mut caught = None;
-    for seed in 1..=MAX_RUNS {
-        let seed_s = seed.to_string();
+    let seeds: Vec<u64> = (1..=MAX_RUNS).collect();
+    let caught = first_invalid_run(&seeds, |seed| {
         let argv = [
             "test",
             "raft",
@@ -444,28 +467,17 @@ fn commit_old_term_bug_is_caught_in_real_mode_under_leader_churn() {
             "--quiet",
             "1",
             "--seed",
-            &seed_s,
+            seed,
             "--results",
             results.to_str().unwrap(),
         ];
-        let out = verity()
-            .args(argv)
-            .args(support::FIGURE_8)
-            .output()
-            .expect("running verity");
-        match out.status.code() {
-            Some(1) => {
-                caught = Some((seed, String::from_utf8_lossy(&out.stdout).into_owned()));
-                break;
-            }
-            Some(0) | Some(2) => {}
-            other => panic!(
-                "seed {seed} ended with {other:?}:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
-    }
-    let Some((seed, stdout)) = caught else {
+        [&argv[..], &support::FIGURE_8]
+            .concat()
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    });
+    let Some((_, seed, stdout)) = caught else {
         panic!("commit-old-term not caught in {MAX_RUNS} real runs of 12 s");
     };
     assert!(stdout.contains("log-agreement    invalid"), "{stdout}");
@@ -532,25 +544,12 @@ fn stale_read_bug_is_caught_in_real_mode_under_partitions() {
         .filter(|s| isolations(&schedule_of(&base, *s)) >= 2)
         .take(MAX_RUNS)
         .collect();
-    let mut caught = None;
-    for (run, seed) in seeds.iter().enumerate() {
-        let seed_s = seed.to_string();
+    let caught = first_invalid_run(&seeds, |seed| {
         let mut extra = base.to_vec();
-        extra.extend(["--seed", &seed_s, "--results", results.to_str().unwrap()]);
-        let out = run_verity(&test_args(&extra));
-        match out.status.code() {
-            Some(1) => {
-                caught = Some((run + 1, *seed));
-                break;
-            }
-            Some(0) | Some(2) => {}
-            other => panic!(
-                "seed {seed} ended with {other:?}:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
-    }
-    let Some((runs, seed)) = caught else {
+        extra.extend(["--seed", seed, "--results", results.to_str().unwrap()]);
+        test_args(&extra)
+    });
+    let Some((runs, seed, _)) = caught else {
         panic!("stale-read not caught in {MAX_RUNS} runs of 6 s (seeds {seeds:?})");
     };
     println!(
