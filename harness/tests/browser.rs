@@ -11,7 +11,7 @@ mod report_support;
 
 use report_support::{repo, sim_run, temp_dir, verity};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -333,31 +333,6 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
-/// Starts `verity serve DIR --bind 127.0.0.1:0` and returns its base URL.
-fn start_server(dir: &Path) -> (Reaper, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_verity"))
-        .args(["serve", dir.to_str().unwrap(), "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("verity serve starts");
-    let mut stdout = child.stdout.take().unwrap();
-    let reaper = Reaper(child);
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-        line.push(byte[0]);
-    }
-    let line = String::from_utf8(line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
-    (reaper, url)
-}
-
 #[test]
 fn reports_and_the_index_work_in_a_real_browser() {
     let Some(chromium) = find_chromium() else {
@@ -389,7 +364,8 @@ fn reports_and_the_index_work_in_a_real_browser() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let shots = screenshots_dir();
-    let (_server, base) = start_server(&results);
+    let server = report_support::serve(&results);
+    let base = format!("http://{}", server.addr);
 
     let mut browser = Browser::launch(&chromium, &scratch);
     browser.open_tab();

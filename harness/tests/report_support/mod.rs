@@ -406,3 +406,42 @@ pub fn store_synthetic_run(dir: &Path, ops: usize, messages_per_op: usize) -> u6
     }
     stale
 }
+
+/// A running `verity serve`, stopped when dropped.
+pub struct Served {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`, as printed.
+    pub addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `verity serve DIR --bind 127.0.0.1:0` and waits for the address it prints.
+pub fn serve(dir: &Path) -> Served {
+    use std::io::Read;
+    let mut child = Command::new(verity_bin())
+        .args(["serve", dir.to_str().unwrap(), "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("verity serve starts");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    Served { child, addr }
+}
