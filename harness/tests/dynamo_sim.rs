@@ -67,15 +67,7 @@ fn correct_dynamo_is_valid_on_50_seeds_with_every_fault() {
         max_siblings = max_siblings.max(vv["max_siblings"].as_u64().unwrap());
     });
     assert!(max_siblings >= 2, "concurrent writes never became siblings");
-    for f in [
-        "start-partition",
-        "kill",
-        "restart",
-        "pause",
-        "resume",
-        "clock-bump",
-        "start-loss",
-    ] {
+    for f in support::ALL_FAULT_OPS {
         assert!(faults_seen.contains(f), "no {f} in 50 runs");
     }
 }

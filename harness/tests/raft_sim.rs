@@ -73,15 +73,7 @@ fn correct_raft_is_valid_on_50_seeds_with_every_fault() {
             "seed {seed}: the final reads all failed"
         );
     });
-    for f in [
-        "start-partition",
-        "kill",
-        "restart",
-        "pause",
-        "resume",
-        "clock-bump",
-        "start-loss",
-    ] {
+    for f in support::ALL_FAULT_OPS {
         assert!(faults_seen.contains(f), "no {f} in 50 runs");
     }
 }

@@ -48,6 +48,18 @@ pub fn history_bytes(run: &TestRun) -> Vec<u8> {
     out
 }
 
+/// The fault operations `--nemesis all` must have produced over a batch of runs (clock faults
+/// other than bumps and link faults other than loss are drawn too, but not always).
+pub const ALL_FAULT_OPS: [&str; 7] = [
+    "start-partition",
+    "kill",
+    "restart",
+    "pause",
+    "resume",
+    "clock-bump",
+    "start-loss",
+];
+
 /// Runs `verity test <base...> --seed N` for every seed; each run must be valid. Each run is
 /// handed to `check`; returns the fault operations (`f`) seen across all of them.
 pub fn assert_valid_on_seeds(
